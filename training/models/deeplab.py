@@ -1,0 +1,112 @@
+"""The DeepLabv3 member: torchvision's model, never with downloaded weights.
+
+torchvision returns a dict ({"out": logits}); the wrapper returns the tensor so
+every member has the same interface and the ensemble traces cleanly to ONNX.
+A user who has a backbone checkpoint on disk (e.g. ImageNet ResNet-101 weights)
+can load it with `load_backbone_weights`; nothing is ever fetched at run time.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.segmentation import (
+    deeplabv3_mobilenet_v3_large,
+    deeplabv3_resnet50,
+    deeplabv3_resnet101,
+)
+
+BACKBONES = {
+    "resnet101": deeplabv3_resnet101,
+    "resnet50": deeplabv3_resnet50,
+    "mobilenet_v3_large": deeplabv3_mobilenet_v3_large,
+}
+# Prefixes other tools put in front of backbone keys, and head keys a
+# classification checkpoint carries that a segmentation backbone has not.
+_STRIP_PREFIXES = ("module.", "model.", "backbone.", "features.")
+_CLASSIFIER_PREFIXES = ("fc.", "classifier.")
+
+
+class BackboneWeightsError(ValueError):
+    """A backbone weights file that does not fit the chosen backbone."""
+
+
+class DeepLabV3Member(nn.Module):
+    """DeepLabv3 returning class logits [B, num_classes, H, W] (the input's size)."""
+
+    # The backbones are stride-32 networks (the last strides replaced by
+    # dilation); multiples of 32 keep every feature map size exact.
+    divisor = 32
+
+    def __init__(self, backbone: str = "resnet101", num_classes: int = 4) -> None:
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown DeepLabv3 backbone {backbone!r}; choose from {sorted(BACKBONES)}")
+        self.backbone_name = backbone
+        net = BACKBONES[backbone](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+        self.backbone = net.backbone
+        self.classifier = net.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        features = self.backbone(x)["out"]
+        logits = self.classifier(features)
+        return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _normalise_key(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _STRIP_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def load_backbone_weights(member: DeepLabV3Member, path: str | os.PathLike) -> int:
+    """Load a local backbone state dict into `member.backbone`; returns the number of tensors loaded.
+
+    Accepts a torchvision classification checkpoint (its `fc.`/`classifier.` head
+    is ignored) or a backbone state dict, with or without `backbone.`/`features.`
+    prefixes. Anything else is refused with a one-line BackboneWeightsError.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BackboneWeightsError(f"{path}: no such file") from None
+    except Exception as error:  # unpickling errors come in many types
+        raise BackboneWeightsError(f"{path}: not a PyTorch state dict ({type(error).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BackboneWeightsError(f"{path}: not a state dict of tensors")
+    expected = member.backbone.state_dict()
+    found = {
+        _normalise_key(key): value
+        for key, value in state.items()
+        if not _normalise_key(key).startswith(_CLASSIFIER_PREFIXES)
+    }
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(found) if expected[k].shape != found[k].shape)
+    if missing or unexpected or wrong_shape:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong_shape:
+            key = wrong_shape[0]
+            details.append(
+                f"{len(wrong_shape)} of wrong shape (e.g. {key}: file {tuple(found[key].shape)}, "
+                f"model {tuple(expected[key].shape)})"
+            )
+        raise BackboneWeightsError(
+            f"{path}: does not fit the {member.backbone_name} backbone: " + ", ".join(details)
+        )
+    member.backbone.load_state_dict(found, strict=True)
+    return len(found)
