@@ -1,0 +1,75 @@
+"""bm-run: segment scans into label maps, overlays and a table of tissue fractions.
+
+Exit codes: 0 every input done, 1 some inputs failed (each reported in one line,
+the rest still processed), 2 usage error (bad option, unusable model or provider).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bonemarrow.runtime.image_io import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, find_images, max_pixels_default
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for NAME_labels.png, NAME_overlay.png, results.csv and results.json.")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ONNX model (default: $BONEMARROW_MODEL, else models_onnx/bonemarrow_compact.onnx).")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto = CUDA when it really works, else CPU; cuda fails instead of falling back.")
+@click.option("--tile", type=click.IntRange(min=1), default=None,
+              help="Tile size in pixels (default: the model's recommended tile).")
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.25, show_default=True,
+              help="Fraction of a tile shared with its neighbour.")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
+@click.option("--no-skip-background", is_flag=True, help="Run the model on empty glass too.")
+@click.option("--recursive", is_flag=True, help="Look for images in sub-folders too.")
+@click.option("--overwrite", is_flag=True, help="Redo images that already have results in OUTDIR.")
+@click.option("--quiet", is_flag=True, help="No progress bars or notes; errors are still printed.")
+def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_background, recursive, overwrite, quiet):
+    """Segment PNG, JPEG and TIFF scans (files or folders) into background, bone, fat and other tissue.
+
+    Images with more pixels than the limit (default {limit:,}; ${env}) are refused.
+    """
+    from bonemarrow.runtime.contract import ModelContractError
+    from bonemarrow.runtime.pipeline import run_batch
+    from bonemarrow.runtime.segmenter import Segmenter
+    from bonemarrow.runtime.session import InstallError, ProviderError
+
+    try:
+        max_pixels = max_pixels_default()
+    except ValueError:
+        raise click.UsageError(f"${MAX_PIXELS_ENV} must be an integer") from None
+    items, missing = find_images(list(inputs), recursive=recursive)
+    if not items and not missing:
+        _err("error: no PNG, JPEG or TIFF images found in " + ", ".join(map(str, inputs)))
+        sys.exit(1)
+    try:
+        segmenter = Segmenter(model, provider, tile=tile, overlap=overlap, batch_size=batch,
+                              skip_background=not no_skip_background)
+    except (FileNotFoundError, ModelContractError, ProviderError, InstallError, ValueError) as exc:
+        _err(f"error: {exc}")
+        sys.exit(2)
+    if not quiet:
+        _err(segmenter.choice_line)
+    report = run_batch(segmenter, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
+                       log=(lambda line: None) if quiet else _err, error=_err, show_progress=not quiet,
+                       missing=missing)
+    if not quiet:
+        _err(f"done: {report.processed} segmented, {report.skipped} already finished, "
+             f"{len(report.failures)} failed -> {outdir / 'results.csv'}")
+    sys.exit(report.exit_code)
+
+
+main.help = main.help.replace("{limit:,}", f"{DEFAULT_MAX_PIXELS:,}").replace("{env}", MAX_PIXELS_ENV)
+
+if __name__ == "__main__":
+    main()
