@@ -225,27 +225,33 @@ def read_padded(source: ImageSource, grid: TileGrid, tile: Tile, pad_mode: str, 
 
 # ------------------------------------------------------------- accumulation
 class _BandAccumulator:
-    """Weighted probability sums for rows [lo, hi) of the padded image."""
+    """Weighted probability sums for rows [lo, lo + rows) of the padded image.
+
+    Buffers keep spare capacity and finished rows are shifted out in place, so a
+    long image costs no repeated allocation.
+    """
 
     def __init__(self, width: int):
         self.width = width
         self.lo = 0
-        self.acc: np.ndarray | None = None  # (C, rows, W)
+        self.rows = 0
+        self.acc: np.ndarray | None = None  # (C, capacity, W)
         self.weight = np.zeros((0, width), dtype=np.float32)
         self.peak_rows = 0
 
-    @property
-    def hi(self) -> int:
-        return self.lo + self.weight.shape[0]
-
     def _grow(self, hi: int, classes: int) -> None:
+        needed = hi - self.lo
         if self.acc is None:
             self.acc = np.zeros((classes, self.weight.shape[0], self.width), dtype=np.float32)
-        if hi > self.hi:
-            extra = hi - self.hi
-            self.acc = np.concatenate([self.acc, np.zeros((classes, extra, self.width), np.float32)], axis=1)
-            self.weight = np.concatenate([self.weight, np.zeros((extra, self.width), np.float32)], axis=0)
-        self.peak_rows = max(self.peak_rows, self.weight.shape[0])
+        if needed > self.weight.shape[0]:
+            capacity = max(needed, self.weight.shape[0] * 3 // 2)
+            acc = np.zeros((classes, capacity, self.width), np.float32)
+            weight = np.zeros((capacity, self.width), np.float32)
+            acc[:, :self.rows] = self.acc[:, :self.rows]
+            weight[:self.rows] = self.weight[:self.rows]
+            self.acc, self.weight = acc, weight
+        self.rows = max(self.rows, needed)
+        self.peak_rows = max(self.peak_rows, self.rows)
 
     def add(self, y: int, x: int, probs: np.ndarray, importance: np.ndarray) -> None:
         classes, h, w = probs.shape
@@ -259,15 +265,32 @@ class _BandAccumulator:
         self.weight[r:r + h, x:x + w] += importance
 
     def pop(self, upto: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Remove rows [lo, upto) and return (acc, weight) for them (zeros where nothing landed)."""
-        rows = upto - self.lo
-        if rows <= 0:
+        """Remove rows [lo, upto) and return copies of (acc, weight) for them (zeros where nothing landed)."""
+        count = upto - self.lo
+        if count <= 0:
             return np.zeros((classes, 0, self.width), np.float32), np.zeros((0, self.width), np.float32)
         self._grow(upto, classes)
-        acc, weight = self.acc[:, :rows], self.weight[:rows]
-        self.acc, self.weight = self.acc[:, rows:].copy(), self.weight[rows:].copy()
-        self.lo = upto
+        acc, weight = self.acc[:, :count].copy(), self.weight[:count].copy()
+        rest = self.rows - count
+        if rest > 0:
+            self.acc[:, :rest] = self.acc[:, count:self.rows].copy()
+            self.weight[:rest] = self.weight[count:self.rows].copy()
+        self.acc[:, rest:self.rows] = 0.0
+        self.weight[rest:self.rows] = 0.0
+        self.lo, self.rows = upto, rest
         return acc, weight
+
+
+def _argmax_classes(probs: np.ndarray) -> np.ndarray:
+    """argmax over axis 0 (first maximum wins, like np.argmax), as class-by-class
+    comparisons: much faster than a strided argmax over a few classes."""
+    labels = np.zeros(probs.shape[1:], dtype=np.uint8)
+    best = probs[0].copy()
+    for index in range(1, probs.shape[0]):
+        better = probs[index] > best
+        labels[better] = index
+        np.maximum(best, probs[index], out=best)
+    return labels
 
 
 def _finish_rows(acc: np.ndarray, weight: np.ndarray, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -275,7 +298,7 @@ def _finish_rows(acc: np.ndarray, weight: np.ndarray, want_probs: bool) -> tuple
     covered = weight > 0
     probs = np.zeros_like(acc)
     np.divide(acc, weight, out=probs, where=covered[None])
-    labels = probs.argmax(axis=0).astype(np.uint8)
+    labels = _argmax_classes(probs)
     labels[~covered] = 0
     if want_probs:
         probs[:, ~covered] = 0.0

@@ -32,8 +32,9 @@ DEFAULT_MARGIN = 32
 def tissue_pixels(rgb: np.ndarray, white_level: int = WHITE_LEVEL, saturation_level: int = SATURATION_LEVEL) -> np.ndarray:
     """Per-pixel boolean: True where the pixel is not near-white glass."""
     rgb = np.asarray(rgb)
-    low = rgb.min(axis=-1)
-    high = rgb.max(axis=-1)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    low = np.minimum(np.minimum(r, g), b)
+    high = np.maximum(np.maximum(r, g), b)
     return (low < white_level) | ((high.astype(np.int16) - low) >= saturation_level)
 
 

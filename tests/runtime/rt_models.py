@@ -111,28 +111,6 @@ def receptive(meta: dict | None = None, seed: int = 0) -> onnx.ModelProto:
     return _model(_graph(nodes, inits), meta or metadata())
 
 
-def conv_stack(channels: int = 16, layers: int = 4, seed: int = 0, meta: dict | None = None) -> onnx.ModelProto:
-    """A few 3x3 convolutions: the benchmark's stand-in for a real network."""
-    rng = np.random.default_rng(seed)
-    nodes = [helper.make_node("Cast", ["image"], ["x0"], to=TensorProto.FLOAT),
-             helper.make_node("Mul", ["x0", "s"], ["h0"])]
-    inits = [_init("s", np.float32(1 / 255))]
-    prev, c_in = "h0", 3
-    for i in range(layers):
-        c_out = 4 if i == layers - 1 else channels
-        w = rng.normal(0, np.sqrt(2 / (9 * c_in)), (c_out, c_in, 3, 3))
-        inits += [_init(f"w{i}", w), _init(f"b{i}", np.zeros(c_out))]
-        nodes.append(helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
-        if i < layers - 1:
-            nodes.append(helper.make_node("Relu", [f"c{i}"], [f"h{i + 1}"]))
-            prev = f"h{i + 1}"
-        else:
-            prev = f"c{i}"
-        c_in = c_out
-    nodes.append(helper.make_node("Softmax", [prev], ["probs"], axis=1))
-    return _model(_graph(nodes, inits), meta or metadata(tile=512, divisor=32))
-
-
 # ------------------------------------------------------------ broken variants
 def float_input() -> onnx.ModelProto:
     nodes = [helper.make_node("Softmax", ["image"], ["pre"], axis=1),
