@@ -51,7 +51,8 @@ def _core_field(rng: np.random.Generator, height: int, width: int, lh: int, lw: 
     u = np.clip(np.abs(xs - centre_x) / (length / 2), 0, 1)
     power = rng.uniform(2.5, 6.0)
     half = half * (1 - u**power) ** (1 / power)
-    field = half[None, :] - np.abs(ys[:, None] - centre_y[None, :])
+    beyond_ends = np.maximum(np.abs(xs - centre_x) - length / 2, 0)  # keeps ragged edges from trailing off
+    field = half[None, :] - np.abs(ys[:, None] - centre_y[None, :]) - beyond_ends[None, :]
     roughness = rng.uniform(6, 22)
     field += roughness * fractal_noise(rng, (lh, lw), 140 / LOW, octaves=3, persistence=0.6)
     breaks = int(rng.choice([0, 0, 1, 1, 2]))
