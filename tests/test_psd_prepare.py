@@ -234,3 +234,19 @@ def test_round_trip_bm_synth_psd_then_bm_prepare_gives_the_generator_truth(tmp_p
         rgb_back, labels_back = load_item(tmp_path / "prepared", item["name"])
         assert np.array_equal(labels_back, labels) and np.array_equal(rgb_back, rgb)
         assert converted[item["name"]]["fractions"] == item["fractions"]
+
+
+def test_bm_prepare_options_reach_the_converter(tmp_path):
+    source = tmp_path / "psd"
+    source.mkdir()
+    write(source, "overlap", bone_over_fat=True)
+    write_label_psd_empty(tmp_path, BONE).rename(source / "no_bone.psd")
+    runner = CliRunner()
+    lenient = runner.invoke(bm_prepare, [str(source), "-o", str(tmp_path / "a"), "-q", "--overlap-winner", "bone"])
+    assert lenient.exit_code == 0, lenient.output
+    item = next(item for item in read_manifest(tmp_path / "a")["items"] if item["name"] == "overlap")
+    assert item["overlap_winner"] == "bone" and item["overlap_pixels"] > 0
+    _, truth = toy_biopsy()
+    assert (load_item(tmp_path / "a", "overlap")[1] == BONE).sum() == (truth == BONE).sum() + item["overlap_pixels"]
+    strict = runner.invoke(bm_prepare, [str(source), "-o", str(tmp_path / "b"), "-q", "--allow-empty", "none"])
+    assert strict.exit_code == 1 and "no_bone.psd: bone layer" in strict.output
