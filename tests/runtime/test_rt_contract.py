@@ -1,11 +1,9 @@
 """Every contract violation is refused with one clear line naming the file; good models load."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
 
 import rt_models
 from bonemarrow.runtime.contract import ModelContractError, load_model_info
