@@ -30,6 +30,7 @@ def streamlit_command(port: int, address: str, max_upload_mb: int) -> list[str]:
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
         "--global.showWarningOnDirectExecution", "false",
+        "--client.toolbarMode", "minimal",
         "--theme.base", "light",
     ]
 

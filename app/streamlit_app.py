@@ -43,7 +43,7 @@ def sidebar() -> tuple[float, str]:
 def fraction_chart(analysis: Analysis) -> alt.Chart:
     rows = pd.DataFrame(analysis.fraction_rows())
     colours = alt.Scale(domain=list(rows["class"]), range=list(rows["color"]))
-    return alt.Chart(rows).mark_arc(stroke="white").encode(
+    return alt.Chart(rows, height=260).mark_arc(stroke="white").encode(
         theta=alt.Theta("pixels:Q"),
         color=alt.Color("class:N", scale=colours, sort=list(rows["class"]), title="Tissue class"),
         tooltip=["class", "pixels", alt.Tooltip("share_of_tissue:Q", format=".1%", title="share of tissue")],
@@ -53,7 +53,7 @@ def fraction_chart(analysis: Analysis) -> alt.Chart:
 def show_results(analysis: Analysis) -> None:
     result = analysis.segmentation
     st.success(f"Segmented {analysis.name}: {result.width} x {result.height} pixels, "
-               f"{result.tiles_total} tiles ({result.tiles_skipped} empty ones skipped) "
+               f"{result.tiles_total} tiles ({result.tiles_skipped} skipped as empty glass) "
                f"in {result.seconds:.1f} s.")
     for note in analysis.loaded.notes:
         st.caption(f"Note: {note}.")
