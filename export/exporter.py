@@ -25,6 +25,7 @@ import onnx
 import torch
 
 from bonemarrow.export import parity
+from bonemarrow.export.calibration import DatasetError
 from bonemarrow.export.metadata import attach_metadata, build_metadata, file_sha256
 from bonemarrow.export.onnx_export import DEFAULT_OPSET, INPUT_NAME, export_graph
 from bonemarrow.runtime.atomic import write_bytes_atomic, write_text_atomic
@@ -193,11 +194,12 @@ def _calibration_tiles(options: ExportOptions, divisor: int) -> np.ndarray:
     return tiles
 
 
-def _variant(options: ExportOptions, fp32: onnx.ModelProto, divisor: int, progress: _Progress) -> onnx.ModelProto:
+def _variant(
+    options: ExportOptions, fp32: onnx.ModelProto, calibration: np.ndarray | None, progress: _Progress
+) -> onnx.ModelProto:
     """The fp16 or int8 graph derived from the checked fp32 one."""
     if options.precision == "int8":
-        tiles = _calibration_tiles(options, divisor)
-        progress.phase(f"calibrate int8 on {len(tiles)} tiles")
+        progress.phase(f"calibrate int8 on {len(calibration)} tiles")
     else:
         progress.phase("convert fp16")
     try:
@@ -207,11 +209,23 @@ def _variant(options: ExportOptions, fp32: onnx.ModelProto, divisor: int, progre
             return convert_fp16(fp32)
         from bonemarrow.export.quantize import quantize_int8
 
-        return quantize_int8(fp32, tiles)
+        return quantize_int8(fp32, calibration)
     except Exception as error:
         raise ExportError(
             f"{options.precision} conversion failed: {first_line(error)}"
         ) from error
+
+
+def _check_contract(data: bytes, where: str) -> None:
+    """The runtime's own contract check on the final bytes: what it would refuse is never written."""
+    from bonemarrow.runtime.contract import METADATA_KEY, ModelContractError, check_io, parse_metadata
+
+    try:
+        session = _session(data, ["CPUExecutionProvider"])
+        check_io(session, where)
+        parse_metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), where)
+    except ModelContractError as error:
+        raise ExportError(f"exported model breaks the runtime contract: {error}") from None
 
 
 def _summary(report: parity.GateReport) -> dict[str, Any]:
@@ -248,7 +262,11 @@ def export_model(
         raise ExportError(f"tile {tile} is not a multiple of the model's divisor {divisor}")
 
     samples = parity.build_samples(divisor, shapes=options.shapes, seed=options.seed)
-    samples += _held_out_samples(options, divisor)
+    try:
+        samples += _held_out_samples(options, divisor)
+        calibration = _calibration_tiles(options, divisor) if options.precision == "int8" else None
+    except DatasetError as error:
+        raise ExportError(str(error)) from None
     gates = ["fp32"] + ([options.precision] if options.precision != "fp32" else [])
     progress = _Progress(total=len(samples) * (1 + len(gates)) + 2, quiet=options.quiet)
     try:
@@ -260,7 +278,7 @@ def export_model(
         progress.step()
         candidates = {"fp32": graph.model}
         if options.precision != "fp32":
-            candidates[options.precision] = _variant(options, graph.model, divisor, progress)
+            candidates[options.precision] = _variant(options, graph.model, calibration, progress)
         progress.step()
         references = _references(model, samples, progress)
         reports = {
@@ -286,6 +304,7 @@ def export_model(
     )
     attach_metadata(final, meta)
     data = final.SerializeToString()
+    _check_contract(data, str(output))
     ok_path, failed_path = report_paths(output)
     report = {
         "model": str(output),

@@ -8,28 +8,17 @@ this file come from" months later.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import os
 from importlib import metadata as _importlib_metadata
 from typing import Any
 
 import onnx
 
+from bonemarrow.runtime.contract import METADATA_KEY, PRECISIONS, SUPPORTED_FORMAT_VERSIONS, file_sha256
 from bonemarrow.runtime.labels import CLASSES, COLORS
 
-METADATA_KEY = "bonemarrow"
-FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks so a large checkpoint never sits in memory twice."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+FORMAT_VERSION = max(SUPPORTED_FORMAT_VERSIONS)
+__all__ = ["FORMAT_VERSION", "METADATA_KEY", "attach_metadata", "build_metadata", "file_sha256", "read_metadata"]
 
 
 def _version(distribution: str) -> str | None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import onnx
 import torch
 
+from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
+
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAME = "probs"
 # Axis 1 stays fixed: 3 colour channels in, 4 classes out.
 DYNAMIC_AXES = {
     INPUT_NAME: {0: "batch", 2: "height", 3: "width"},

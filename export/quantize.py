@@ -50,7 +50,13 @@ def quantize_int8(model: onnx.ModelProto, calibration_tiles: np.ndarray) -> onnx
         fp32_path, prepared_path, int8_path = (work_dir / n for n in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save(model, fp32_path)
         # Shape inference + basic graph optimisation: the quantiser works better on a folded graph.
-        quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=False)
+        # Symbolic inference cannot always resolve the dynamic H/W through Resize; then ONNX's own
+        # shape inference is enough (the quantiser needs ranks and channel counts, not H and W).
+        try:
+            quant_pre_process(str(fp32_path), str(prepared_path), auto_merge=True, guess_output_rank=True)
+        except Exception as error:
+            log.info("symbolic shape inference failed (%s); using ONNX shape inference only", error)
+            quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=True)
         prepared = onnx.load(prepared_path)
         keep_float = float_region(prepared)
         onnx.save(prepared, prepared_path)  # float_region may have named unnamed nodes

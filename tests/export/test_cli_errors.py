@@ -1,0 +1,93 @@
+"""Bad input to bm-export: one clear line, a meaningful exit code, and nothing written."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bonemarrow.export.cli import main
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _error_lines(result):
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def test_missing_checkpoint(tmp_path, out_dir):
+    result = _run(tmp_path / "nope.pt", "-o", out_dir / "m.onnx", "-q")
+    assert result.exit_code == 1
+    assert _error_lines(result) == [f"error: {tmp_path / 'nope.pt'}: no such checkpoint file"]
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint at all", b"PK\x03\x04" + b"\0" * 64])
+def test_corrupt_checkpoint(tmp_path, out_dir, content):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    result = _run(bad, "-o", out_dir / "m.onnx", "-q")
+    assert result.exit_code == 1
+    (line,) = _error_lines(result)
+    assert line.startswith(f"error: {bad}:") and "checkpoint" in line
+    assert list(out_dir.iterdir()) == []
+
+
+def test_truncated_checkpoint(tmp_path, out_dir, compact_checkpoint):
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(compact_checkpoint.read_bytes()[:100_000])
+    result = _run(bad, "-o", out_dir / "m.onnx", "-q")
+    assert result.exit_code == 1 and len(_error_lines(result)) == 1 and str(bad) in result.output
+    assert list(out_dir.iterdir()) == []
+
+
+def test_checkpoint_of_another_preset(out_dir, compact_checkpoint):
+    result = _run(compact_checkpoint, "-o", out_dir / "m.onnx", "--preset", "seed", "-q")
+    assert result.exit_code == 1
+    assert _error_lines(result) == [
+        f"error: {compact_checkpoint}: holds a 'compact' model, not the requested preset 'seed'"
+    ]
+    assert list(out_dir.iterdir()) == []
+
+
+def test_unknown_preset_name_is_a_usage_error(out_dir, compact_checkpoint):
+    result = _run(compact_checkpoint, "-o", out_dir / "m.onnx", "--preset", "huge")
+    assert result.exit_code == 2 and "huge" in result.output
+
+
+def test_unwritable_output(tmp_path, compact_checkpoint):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("I am a file, not a folder")
+    result = _run(compact_checkpoint, "-o", blocker / "m.onnx", "-q")
+    assert result.exit_code == 1
+    (line,) = _error_lines(result)
+    assert line.startswith(f"error: {blocker / 'm.onnx'}: cannot write there")
+    assert blocker.read_text() == "I am a file, not a folder"
+
+
+def test_output_that_is_a_folder(out_dir, compact_checkpoint):
+    result = _run(compact_checkpoint, "-o", out_dir, "-q")
+    assert result.exit_code == 1 and "is a folder" in result.output
+    assert list(out_dir.iterdir()) == []
+
+
+def test_int8_without_calibration_is_a_usage_error(out_dir, compact_checkpoint):
+    result = _run(compact_checkpoint, "-o", out_dir / "m.onnx", "--precision", "int8")
+    assert result.exit_code == 2 and "--calibration" in result.output
+    assert list(out_dir.iterdir()) == []
+
+
+def test_calibration_folder_that_is_not_a_dataset(tmp_path, out_dir, compact_checkpoint):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _run(compact_checkpoint, "-o", out_dir / "m.onnx", "--precision", "int8", "--calibration", empty, "-q")
+    assert result.exit_code == 1
+    assert _error_lines(result) == [f"error: {empty}: not a dataset folder (no manifest.json)"]
+    assert list(out_dir.iterdir()) == []
