@@ -1,0 +1,227 @@
+"""bm-bench: one run that compares PyTorch, onnxruntime and the original inference on the same weights.
+
+    bm-bench --quick                                   # a few minutes: smoke-sized figures
+    bm-bench --checkpoint weights/bonemarrow_compact.pt --model models_onnx/bonemarrow_compact.onnx
+
+Writes OUT/MACHINE.json, OUT/MACHINE.md and OUT/MACHINE_*.png. Exit codes: 0 all
+sections ran, 1 a section failed (the others still report), 2 usage error.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+SECTIONS = ("tile", "whole", "parity", "scaling")
+DEFAULT_OUT = Path("benchmarks") / "results"
+
+
+@dataclass
+class BenchConfig:
+    """Everything a run needs; the CLI fills it from options, tests build small ones directly."""
+
+    out: Path = DEFAULT_OUT
+    sections: tuple[str, ...] = SECTIONS
+    checkpoint: Path | None = None
+    models: tuple[Path, ...] = ()
+    presets: tuple[str, ...] = ("compact", "seed")
+    overrides: dict = field(default_factory=dict)
+    precisions: tuple[str, ...] = ("fp32", "int8", "fp16")
+    batches: tuple[int, ...] = (1, 2, 4, 8)
+    tile: int | None = None  # per-tile section; None = the model's tile
+    whole_size: tuple[int, int] = (6000, 2000)
+    whole_precisions: tuple[str, ...] = ("fp32", "int8")
+    scaling_mp: tuple[float, ...] = (1, 4, 16, 64)
+    repeats: int = 3
+    whole_repeats: int | None = None  # None = repeats
+    threads: int | None = None
+    machine: str | None = None
+    quick: bool = False
+    quiet: bool = False
+    matmul_size: int = 2048
+
+
+def quick_config(**changes) -> BenchConfig:
+    """--quick: the compact preset only, small tiles, images and repeats."""
+    base = dict(presets=("compact",), batches=(1, 2), tile=128, whole_size=(1200, 400), scaling_mp=(0.1, 0.4),
+                precisions=("fp32", "int8"), whole_precisions=("fp32",), repeats=1, quick=True, matmul_size=1024)
+    return BenchConfig(**{**base, **changes})
+
+
+def _parse_list(text: str, kind=str) -> tuple:
+    return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+
+
+def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict, list[Path]]:
+    """Run the sections asked for; return (report, files written). Section failures are recorded, not raised."""
+    from tqdm import tqdm
+
+    from bonemarrow.benchmarks import machine as machine_mod
+    from bonemarrow.benchmarks.models import load_models
+    from bonemarrow.benchmarks.report import render_markdown, write_charts, write_json
+    from bonemarrow.runtime.atomic import write_text_atomic
+
+    import torch
+
+    threads = config.threads or machine_mod.cpu_count()
+    torch.set_num_threads(threads)
+    info = machine_mod.machine_info(config.machine)
+    name = info["name"]
+    bar = tqdm(total=None, disable=config.quiet, unit="step", file=sys.stderr)
+
+    def progress(text: str) -> None:
+        bar.set_description_str(text[:70])
+        bar.update(1)
+
+    report: dict = {"format_version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "command": argv, "quick": config.quick, "machine": info, "settings": {
+                        "sections": list(config.sections), "repeats": config.repeats,
+                        "whole_repeats": config.whole_repeats or config.repeats, "threads": threads,
+                        "batches": list(config.batches), "tile": config.tile, "presets": list(config.presets),
+                        "precisions": list(config.precisions), "whole_size": list(config.whole_size),
+                        "whole_precisions": list(config.whole_precisions), "scaling_mp": list(config.scaling_mp)},
+                    "models": {}, "sections": {}, "errors": {}}
+    progress("matmul peak")
+    report["matmul_peak"] = machine_mod.matmul_peak(config.matmul_size)
+    with tempfile.TemporaryDirectory(prefix="bm-bench-") as scratch:
+        work = Path(scratch)
+        presets = list(config.presets)
+        if config.checkpoint is not None:  # the checkpoint decides its own preset; it goes first
+            from bonemarrow.training.checkpoint import read_checkpoint
+
+            ckpt_preset = read_checkpoint(config.checkpoint)["config"].get("preset", presets[0])
+            presets = [ckpt_preset] + [p for p in presets if p != ckpt_preset]
+        model_sets = {}
+        for index, preset in enumerate(presets):
+            progress(f"models: {preset}")
+            main = index == 0
+            model_sets[preset] = load_models(
+                preset, checkpoint=config.checkpoint if main else None, onnx_paths=list(config.models) if main else [],
+                precisions=list(config.precisions), workdir=work, overrides=config.overrides,
+                quick=config.quick, quiet=True)
+            report["models"][preset] = model_sets[preset].describe()
+        primary = model_sets[presets[0]]
+        weights = config.checkpoint
+        if weights is None:
+            from bonemarrow.training.checkpoint import save_checkpoint
+
+            weights = work / f"{primary.preset}-untrained.pt"
+            save_checkpoint(weights, primary.torch_model, {"tile": primary.tile})
+
+        def section(key: str, fn) -> None:
+            if key not in config.sections:
+                return
+            try:
+                report["sections"][key] = fn()
+            except Exception as error:  # one section failing must not lose the others' figures
+                text = str(error).strip().splitlines()
+                report["errors"][key] = f"{type(error).__name__}: {text[0][:300] if text else ''}"
+                bar.write(f"error: section {key}: {report['errors'][key]}", file=sys.stderr)
+
+        from bonemarrow.benchmarks.parity_bench import bench_parity
+        from bonemarrow.benchmarks.scaling_bench import bench_scaling
+        from bonemarrow.benchmarks.tile_bench import bench_tiles
+        from bonemarrow.benchmarks.whole_bench import bench_whole, write_scan
+
+        peak = report["matmul_peak"]["median"]
+        section("tile", lambda: {p: bench_tiles(m, batches=list(config.batches), repeats=config.repeats,
+                                                threads=threads, peak_gflops=peak, tile=config.tile,
+                                                progress=progress) for p, m in model_sets.items()})
+        width, height = config.whole_size
+        section("whole", lambda: bench_whole(
+            checkpoint=Path(weights), onnx=primary.onnx, trained=primary.trained, width=width, height=height,
+            repeats=config.whole_repeats or config.repeats, threads=threads, workdir=work,
+            precisions=list(config.whole_precisions), progress=progress))
+
+        def parity():
+            _, rgb, _ = write_scan(work, width, height)
+            return {primary.preset: bench_parity(primary, rgb, threads=threads, progress=progress)}
+
+        section("parity", parity)
+        def need_fp32() -> Path:
+            if "fp32" not in primary.onnx:
+                raise RuntimeError(f"no fp32 ONNX model: {primary.missing.get('fp32', 'none given or exported')}")
+            return primary.onnx["fp32"]
+
+        section("scaling", lambda: bench_scaling(
+            model=need_fp32(), sizes_mp=list(config.scaling_mp), repeats=config.repeats,
+            threads=threads, workdir=work, progress=progress))
+    bar.close()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_json(report, out / f"{name}.json")]
+    md = out / f"{name}.md"
+    write_text_atomic(md, render_markdown(report))
+    files.append(md)
+    files += write_charts(report, out, name)
+    return report, files
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quick", is_flag=True, help="Smoke-sized run (compact only, small tiles/images, 1 repeat): minutes.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PyTorch checkpoint (weights/bonemarrow_compact.pt). Without one: untrained models.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="ONNX model(s) of the same weights (fp32, int8, fp16); missing precisions are exported.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--sections", default=",".join(SECTIONS), show_default=True, help="Comma list of sections to run.")
+@click.option("--repeats", type=click.IntRange(1), default=None, help="Timed runs per figure [3; --quick 1].")
+@click.option("--whole-repeats", type=click.IntRange(1), default=None, help="Runs per whole-image row [--repeats].")
+@click.option("--presets", default=None, help="Presets for the per-tile section [compact,seed; --quick compact].")
+@click.option("--batches", default=None, help="Batch sizes per tile [1,2,4,8; --quick 1,2].")
+@click.option("--tile", type=click.IntRange(32), default=None, help="Per-tile section tile size [the model's].")
+@click.option("--whole-size", default=None, help="Whole-image scan WxH [6000x2000; --quick 1200x400].")
+@click.option("--scaling-mp", default=None, help="Scaling sizes in megapixels [1,4,16,64; --quick 0.1,0.4].")
+@click.option("--precisions", default=None, help="ONNX precisions to compare [fp32,int8,fp16; --quick fp32,int8].")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for every backend [all].")
+@click.option("--machine", default=None, help="Name results after this (default: CPU model + core count).")
+@click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Model setting for untrained presets (e.g. unet_features=4); for tests and exploration.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, presets, batches, tile, whole_size,
+         scaling_mp, precisions, threads, machine, overrides, quiet):
+    """Benchmark PyTorch vs onnxruntime, the original inference vs bm-run, parity and scaling."""
+    from bonemarrow.benchmarks.models import PRECISIONS, parse_overrides
+
+    try:
+        wanted = _parse_list(sections)
+        bad = [s for s in wanted if s not in SECTIONS]
+        if bad or not wanted:
+            raise ValueError(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
+        changes: dict = {"out": out, "sections": wanted, "checkpoint": checkpoint, "models": tuple(models),
+                         "threads": threads, "machine": machine, "quiet": quiet,
+                         "overrides": parse_overrides(overrides), "whole_repeats": whole_repeats}
+        if repeats:
+            changes["repeats"] = repeats
+        if presets:
+            changes["presets"] = _parse_list(presets)
+        if batches:
+            changes["batches"] = _parse_list(batches, int)
+        if tile:
+            changes["tile"] = tile
+        if whole_size:
+            w, _, h = whole_size.lower().partition("x")
+            changes["whole_size"] = (int(w), int(h))
+        if scaling_mp:
+            changes["scaling_mp"] = _parse_list(scaling_mp, float)
+        if precisions:
+            changes["precisions"] = _parse_list(precisions)
+            if not set(changes["precisions"]) <= set(PRECISIONS) or "fp32" not in changes["precisions"]:
+                raise ValueError(f"precisions must include fp32 and come from {','.join(PRECISIONS)}")
+        if models and not checkpoint:
+            raise ValueError("--model needs --checkpoint: the PyTorch side must have the same weights")
+        if checkpoint and changes["overrides"]:
+            raise ValueError("--override only applies to untrained presets, not to --checkpoint")
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    config = quick_config(**changes) if quick else BenchConfig(**changes)
+    report, files = run_bench(config, argv=sys.argv[1:])
+    for path in files:
+        click.echo(str(path))
+    for key, error in report["errors"].items():
+        click.echo(f"error: section {key}: {error}", err=True)
+    sys.exit(1 if report["errors"] else 0)
