@@ -103,3 +103,15 @@ def test_backbone_weights_load_and_mismatch_is_refused(tmp_path):
     junk.write_text("not weights")
     with pytest.raises(BackboneWeightsError, match="not a PyTorch state dict"):
         load_backbone_weights(target, junk)
+
+
+def test_cost_counts_members_and_total_consistently():
+    from bonemarrow.training.models.cost import preset_cost
+
+    small = preset_cost("compact", tile=64, unet_features=4)
+    members = small["unet"]["gflops"] + small["deeplabv3"]["gflops"]
+    assert small["total"]["params_m"] == pytest.approx(small["unet"]["params_m"] + small["deeplabv3"]["params_m"])
+    assert members <= small["total"]["gflops"] < 1.02 * members
+    # Convolution cost grows with the pixel count.
+    assert preset_cost("compact", tile=128, unet_features=4)["unet"]["gflops"] == pytest.approx(
+        4 * small["unet"]["gflops"], rel=1e-6)

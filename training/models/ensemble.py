@@ -43,13 +43,14 @@ class Ensemble(nn.Module):
 
     def set_member_weights(self, weights: Sequence[float]) -> None:
         """Store non-negative weights, normalised to sum to 1 (so the output stays a distribution)."""
-        values = torch.as_tensor(list(weights), dtype=torch.float32)
-        if values.shape != (len(self.member_names),):
-            raise ValueError(f"need {len(self.member_names)} member weights, got {list(weights)}")
-        if (values < 0).any() or not torch.isfinite(values).all() or values.sum() <= 0:
-            raise ValueError(f"member weights must be non-negative with a positive sum, got {list(weights)}")
+        values = [float(w) for w in weights]
+        if len(values) != len(self.member_names):
+            raise ValueError(f"need {len(self.member_names)} member weights, got {values}")
+        if any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+            raise ValueError(f"member weights must be non-negative with a positive sum, got {values}")
+        total = sum(values)
         with torch.no_grad():
-            self.member_weights.copy_(values / values.sum())
+            self.member_weights.copy_(torch.tensor([w / total for w in values], dtype=torch.float32))
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0..255 float) RGB -> normalised float32."""
