@@ -32,12 +32,13 @@ class BenchConfig:
     overrides: dict = field(default_factory=dict)
     precisions: tuple[str, ...] = ("fp32", "int8", "fp16")
     batches: tuple[int, ...] = (1, 2, 4, 8)
-    tile: int | None = None  # per-tile section; None = the model's tile
+    tile: int | None = 256  # per-tile section (GFLOP/s barely depends on it); None = the model's tile
     whole_size: tuple[int, int] = (6000, 2000)
     whole_precisions: tuple[str, ...] = ("fp32", "int8")
     scaling_mp: tuple[float, ...] = (1, 4, 16, 64)
     repeats: int = 3
     whole_repeats: int | None = None  # None = repeats
+    scaling_repeats: int | None = None  # None = repeats
     threads: int | None = None
     machine: str | None = None
     quick: bool = False
@@ -80,7 +81,8 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
     report: dict = {"format_version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "command": argv, "quick": config.quick, "machine": info, "settings": {
                         "sections": list(config.sections), "repeats": config.repeats,
-                        "whole_repeats": config.whole_repeats or config.repeats, "threads": threads,
+                        "whole_repeats": config.whole_repeats or config.repeats,
+                        "scaling_repeats": config.scaling_repeats or config.repeats, "threads": threads,
                         "batches": list(config.batches), "tile": config.tile, "presets": list(config.presets),
                         "precisions": list(config.precisions), "whole_size": list(config.whole_size),
                         "whole_precisions": list(config.whole_precisions), "scaling_mp": list(config.scaling_mp)},
@@ -148,7 +150,7 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
             return primary.onnx["fp32"]
 
         section("scaling", lambda: bench_scaling(
-            model=need_fp32(), sizes_mp=list(config.scaling_mp), repeats=config.repeats,
+            model=need_fp32(), sizes_mp=list(config.scaling_mp), repeats=config.scaling_repeats or config.repeats,
             threads=threads, workdir=work, progress=progress))
     bar.close()
     out = Path(config.out)
@@ -171,9 +173,11 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
 @click.option("--sections", default=",".join(SECTIONS), show_default=True, help="Comma list of sections to run.")
 @click.option("--repeats", type=click.IntRange(1), default=None, help="Timed runs per figure [3; --quick 1].")
 @click.option("--whole-repeats", type=click.IntRange(1), default=None, help="Runs per whole-image row [--repeats].")
+@click.option("--scaling-repeats", type=click.IntRange(1), default=None, help="Runs per scaling size [--repeats].")
 @click.option("--presets", default=None, help="Presets for the per-tile section [compact,seed; --quick compact].")
 @click.option("--batches", default=None, help="Batch sizes per tile [1,2,4,8; --quick 1,2].")
-@click.option("--tile", type=click.IntRange(32), default=None, help="Per-tile section tile size [the model's].")
+@click.option("--tile", type=click.IntRange(0), default=None,
+              help="Per-tile section tile size [256; --quick 128; 0 = the model's own]. Whole images use the model's.")
 @click.option("--whole-size", default=None, help="Whole-image scan WxH [6000x2000; --quick 1200x400].")
 @click.option("--scaling-mp", default=None, help="Scaling sizes in megapixels [1,4,16,64; --quick 0.1,0.4].")
 @click.option("--precisions", default=None, help="ONNX precisions to compare [fp32,int8,fp16; --quick fp32,int8].")
@@ -182,7 +186,7 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model setting for untrained presets (e.g. unet_features=4); for tests and exploration.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, presets, batches, tile, whole_size,
+def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scaling_repeats, presets, batches, tile, whole_size,
          scaling_mp, precisions, threads, machine, overrides, quiet):
     """Benchmark PyTorch vs onnxruntime, the original inference vs bm-run, parity and scaling."""
     from bonemarrow.benchmarks.models import PRECISIONS, parse_overrides
@@ -194,17 +198,22 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, prese
             raise ValueError(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
         changes: dict = {"out": out, "sections": wanted, "checkpoint": checkpoint, "models": tuple(models),
                          "threads": threads, "machine": machine, "quiet": quiet,
-                         "overrides": parse_overrides(overrides), "whole_repeats": whole_repeats}
+                         "overrides": parse_overrides(overrides), "whole_repeats": whole_repeats,
+                         "scaling_repeats": scaling_repeats}
         if repeats:
             changes["repeats"] = repeats
         if presets:
             changes["presets"] = _parse_list(presets)
         if batches:
             changes["batches"] = _parse_list(batches, int)
-        if tile:
-            changes["tile"] = tile
+        if tile is not None:
+            if 0 < tile < 32:
+                raise ValueError(f"--tile must be 0 (the model's) or at least 32, got {tile}")
+            changes["tile"] = tile or None
         if whole_size:
             w, _, h = whole_size.lower().partition("x")
+            if not (w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
+                raise ValueError(f"--whole-size must be WIDTHxHEIGHT (16 px minimum), got {whole_size!r}")
             changes["whole_size"] = (int(w), int(h))
         if scaling_mp:
             changes["scaling_mp"] = _parse_list(scaling_mp, float)

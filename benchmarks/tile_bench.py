@@ -89,7 +89,7 @@ def bench_tiles(models: ModelSet, *, batches: list[int], repeats: int, threads: 
     """Latency and throughput per backend and batch size for one preset."""
     from bonemarrow.export.parity import synthetic_tiles
 
-    tile = int(tile or models.tile)
+    tile = -(-int(tile or models.tile) // models.divisor) * models.divisor  # the model needs multiples
     flops = tile_flops(models.torch_model, tile)
     rows = []
     for backend, precision, device, predict, reason in backends(models, threads):
