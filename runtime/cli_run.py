@@ -63,6 +63,10 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
     report = run_batch(segmenter, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
                        log=(lambda line: None) if quiet else _err, error=_err, show_progress=not quiet,
                        missing=missing)
+    if not quiet and report.images:
+        from bonemarrow.runtime.summary import fractions_table
+
+        click.echo(fractions_table(list(report.images.values())))
     if not quiet:
         _err(f"done: {report.processed} segmented, {report.skipped} already finished, "
              f"{len(report.failures)} failed -> {outdir / 'results.csv'}")

@@ -170,3 +170,16 @@ def test_no_skip_background_and_tile_options_change_the_tiling(setup):
     a = json.loads((tmp / "a/results.json").read_text())["images"][0]
     b = json.loads((tmp / "b/results.json").read_text())["images"][0]
     assert a["tiles_total"] == b["tiles_total"] and a["tiles_skipped"] > 0 and b["tiles_skipped"] == 0
+
+
+def test_table_of_fractions_on_stdout_unless_quiet(setup):
+    tmp, model, inputs = setup
+    result = run(inputs, "-o", tmp / "out", "--model", model)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((tmp / "out/results.json").read_text())
+    rows = result.stdout.splitlines()[2:]
+    assert [row.split()[0] for row in rows] == [r["name"] for r in document["images"]]
+    for row, record in zip(rows, document["images"]):
+        assert row.split()[2] == f"{100 * record['bone_density']:.1f}%"
+    quiet = run(inputs, "-o", tmp / "out2", "--model", model, "--quiet")
+    assert quiet.stdout == ""
