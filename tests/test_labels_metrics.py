@@ -63,3 +63,22 @@ def test_confusion_and_relative_error():
     assert result["true_density"] == 2 / 4 and result["predicted_density"] == 1 / 4
     assert result["relative_density_error"] == 0.5
     assert math.isclose(result["dice"]["bone"], 2 / 3)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import importlib
+    import os
+    import stat
+
+    import bonemarrow.runtime.atomic as atomic
+
+    umask = os.umask(0o022)
+    try:
+        importlib.reload(atomic)  # the module reads the umask once, at import
+        atomic.write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(umask)
+        importlib.reload(atomic)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert list(tmp_path.iterdir()) == [tmp_path / "a.txt"]  # no temporary file left behind
