@@ -216,12 +216,12 @@ def _variant(
         ) from error
 
 
-def _check_contract(data: bytes, where: str) -> None:
+def _check_contract(data: bytes, where: str, providers: Sequence[str]) -> None:
     """The runtime's own contract check on the final bytes: what it would refuse is never written."""
     from bonemarrow.runtime.contract import METADATA_KEY, ModelContractError, check_io, parse_metadata
 
     try:
-        session = _session(data, ["CPUExecutionProvider"])
+        session = _session(data, providers)
         check_io(session, where)
         parse_metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), where)
     except ModelContractError as error:
@@ -304,7 +304,8 @@ def export_model(
     )
     attach_metadata(final, meta)
     data = final.SerializeToString()
-    _check_contract(data, str(output))
+    if passed:
+        _check_contract(data, str(output), _gate_providers(options.precision))
     ok_path, failed_path = report_paths(output)
     report = {
         "model": str(output),

@@ -120,39 +120,15 @@ def gate_shapes(divisor: int, shapes: Sequence[tuple[int, int, int]] = DEFAULT_S
 
 
 def synthetic_tiles(batch: int, height: int, width: int, seed: int) -> np.ndarray:
-    """H&E-like uint8 tiles [B,3,H,W]: white background, pink tissue, fat holes, bone bands, nuclei.
+    """H&E-like uint8 tiles [B,3,H,W] from the project's synthetic biopsy generator.
 
-    Realistic colours matter: a trained model is confident on them, which is
-    where a precision loss would show as changed labels and densities.
+    Realistic colours and structures matter: a trained model is confident on
+    them, which is where a precision loss would show as changed labels and densities.
     """
-    import cv2
+    from bonemarrow.training.synth import generate_biopsy, image_rng
 
-    rng = np.random.default_rng(seed)
-    out = np.empty((batch, 3, height, width), dtype=np.uint8)
-    for index in range(batch):
-        tile = np.full((height, width, 3), (242, 240, 244), dtype=np.float32)
-        tissue = np.zeros((height, width), np.uint8)
-        for _ in range(3):
-            center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-            axes = (int(rng.integers(width // 4, width)), int(rng.integers(height // 4, height)))
-            cv2.ellipse(tissue, center, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        tile[tissue > 0] = (226, 160, 200)
-        bone = np.zeros_like(tissue)
-        for _ in range(int(rng.integers(1, 4))):
-            points = rng.integers(0, (width, height), size=(4, 2)).astype(np.int32)
-            cv2.polylines(bone, [points], False, 1, int(rng.integers(4, 14)))
-        tile[(bone > 0) & (tissue > 0)] = (214, 92, 150)
-        for _ in range(int(rng.integers(5, 25))):
-            center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-            if tissue[center[1], center[0]] and not bone[center[1], center[0]]:
-                radius = int(rng.integers(4, 14))
-                cv2.circle(tile, center, radius, (245, 238, 245), -1)
-                cv2.circle(tile, center, radius, (200, 120, 170), 1)
-        nuclei = rng.random((height, width)) < 0.01
-        tile[nuclei & (tissue > 0) & (bone == 0)] = (110, 60, 150)
-        tile = cv2.GaussianBlur(tile, (3, 3), 0) + rng.normal(0, 4, tile.shape)
-        out[index] = np.clip(tile, 0, 255).astype(np.uint8).transpose(2, 0, 1)
-    return out
+    tiles = [generate_biopsy(image_rng(seed, index), width, height)[0] for index in range(batch)]
+    return np.ascontiguousarray(np.stack(tiles).transpose(0, 3, 1, 2))
 
 
 def build_samples(

@@ -6,16 +6,13 @@ tests read the result. Real presets are used, shrunk where the preset allows
 """
 from __future__ import annotations
 
-import json
+import zipfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from bonemarrow.export.exporter import ExportOptions, export_checkpoint
-from bonemarrow.runtime.label_io import write_label_png
 
 # Small gate shapes (multiples of the presets' divisor 32): batch > 1, non-square, three of them.
 SMALL_SHAPES = ((2, 64, 96), (3, 96, 64), (1, 32, 128))
@@ -37,28 +34,39 @@ def compact_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def _dataset(root: Path, count: int = 6, width: int = 160, height: int = 128) -> Path:
-    """A dataset folder in the COMMON format, from the synthetic biopsy generator when it is there."""
-    try:
-        from bonemarrow.training.synth import generate_biopsy, image_rng
-    except ImportError:  # pragma: no cover - the data helper's generator not installed
-        generate_biopsy = None
-    from bonemarrow.export.parity import synthetic_tiles
+def as_if_saved_on_gpu(source: Path, target: Path) -> Path:
+    """Copy a checkpoint with every tensor storage tagged 'cuda:0', as torch.save writes it on a GPU.
 
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
+    The pickle memoises the location string, so rewriting its one occurrence re-tags every storage.
+    """
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                assert data.count(b"X\x03\x00\x00\x00cpu") == 1
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            zout.writestr(info, data)
+    return target
+
+
+@pytest.fixture(scope="session")
+def gpu_checkpoint(tmp_path_factory, compact_checkpoint) -> Path:
+    """The compact checkpoint as if trained and saved on a GPU."""
+    return as_if_saved_on_gpu(compact_checkpoint, tmp_path_factory.mktemp("ckpt-gpu") / "compact-gpu.pt")
+
+
+def _dataset(root: Path, count: int = 6, width: int = 160, height: int = 128) -> Path:
+    """A dataset folder in the project's format, from the synthetic biopsy generator (2/3 train, 1/3 val)."""
+    from bonemarrow.training.dataset_io import write_item, write_manifest
+    from bonemarrow.training.synth import generate_biopsy, image_rng
+
     items = []
     for index in range(count):
-        if generate_biopsy is not None:
-            rgb, labels = generate_biopsy(image_rng(3, index), width, height)
-        else:
-            rgb = synthetic_tiles(1, height, width, index)[0].transpose(1, 2, 0)
-            labels = np.where(rgb.mean(axis=2) > 235, 0, 3).astype(np.uint8)
-        name = f"img{index}"
-        cv2.imwrite(str(root / "images" / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        write_label_png(root / "labels" / f"{name}.png", labels)
-        items.append({"name": name, "split": ("train", "train", "val")[index % 3], "width": width, "height": height})
-    (root / "manifest.json").write_text(json.dumps({"format_version": 1, "items": items, "failures": []}))
+        rgb, labels = generate_biopsy(image_rng(3, index), width, height)
+        item = write_item(root, f"img{index}", rgb, labels, source="synthetic")
+        item["split"] = ("train", "train", "val")[index % 3]  # a tiny set: fix the splits by hand
+        items.append(item)
+    write_manifest(root, items)
     return root
 
 
@@ -75,15 +83,20 @@ def small_options(**kwargs) -> ExportOptions:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, compact_checkpoint, dataset):
-    """Export the tiny compact checkpoint once per precision on first use: {precision: ExportResult}."""
+def exported(tmp_path_factory, compact_checkpoint, gpu_checkpoint, dataset):
+    """Export the tiny compact checkpoint once per precision on first use: {precision: ExportResult}.
+
+    fp32 comes from the GPU-saved copy (trained on a GPU, exported on this CPU), the others from
+    the CPU-saved file: both kinds of checkpoint are exercised without an extra export.
+    """
     out_dir = tmp_path_factory.mktemp("models")
     cache = {}
 
     def get(precision: str):
         if precision not in cache:
             options = small_options(precision=precision, calibration=dataset if precision == "int8" else None)
-            cache[precision] = export_checkpoint(compact_checkpoint, out_dir / f"compact-{precision}.onnx", options)
+            source = gpu_checkpoint if precision == "fp32" else compact_checkpoint
+            cache[precision] = export_checkpoint(source, out_dir / f"compact-{precision}.onnx", options)
         return cache[precision]
 
     return get

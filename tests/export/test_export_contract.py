@@ -37,14 +37,14 @@ def test_io_names_types_and_dynamic_axes(fp32):
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
 
 
-def test_runtime_accepts_it_and_reads_the_contract_keys(fp32, compact_checkpoint):
+def test_runtime_accepts_it_and_reads_the_contract_keys(fp32, gpu_checkpoint):
     info = load_model_info(fp32.model_path)
     assert info.precision == "fp32" and info.tile == 512 and info.divisor == 32
     assert info.classes == CLASSES and info.colors == COLORS
     assert [m["name"] for m in info.members] == ["unet", "deeplabv3"]
     assert sum(m["weight"] for m in info.members) == pytest.approx(1.0)
     meta = read_metadata(onnx.load(fp32.model_path))
-    assert meta["source_checkpoint_sha256"] == file_sha256(compact_checkpoint)
+    assert meta["source_checkpoint_sha256"] == file_sha256(gpu_checkpoint)
     assert meta["preset"] == "compact" and meta["opset"] == 17
     assert meta["versions"]["torch"] == torch.__version__ and meta["versions"]["onnxruntime"] == ort.__version__
     assert meta["versions"]["onnx"] == onnx.__version__

@@ -29,7 +29,10 @@ class TinyEnsemble(nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.members = nn.ModuleDict({"a": nn.Conv2d(3, 4, 3, padding=1), "b": nn.Conv2d(3, 4, 1)})
+        self.members = nn.ModuleDict({
+            name: nn.Sequential(nn.Conv2d(3, 8, k, padding=k // 2), nn.ReLU(), nn.Conv2d(8, 4, 1))
+            for name, k in (("a", 3), ("b", 1))
+        })
         self.member_names = ("a", "b")
         self.register_buffer("member_weights", torch.tensor([0.7, 0.3]))
         self.divisor = 32
@@ -164,3 +167,30 @@ def test_default_gate_shapes_cover_batches_and_non_square_sizes():
     assert len(shapes) >= 3 and any(b > 1 for b, _, _ in shapes) and all(h != w for _, h, w in shapes)
     tiles = parity.synthetic_tiles(2, 64, 96, seed=0)
     assert tiles.shape == (2, 3, 64, 96) and tiles.dtype == np.uint8 and tiles.std() > 10
+
+
+def test_a_precision_that_cannot_run_here_fails_its_gate_saying_where_it_runs(tmp_path, monkeypatch):
+    pytest.importorskip("onnxconverter_common")
+    real_session = exporter._session
+
+    def no_fp16_kernels(data, providers):
+        session = real_session(data, providers)
+        if any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load_from_string(data).graph.initializer):
+            raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for Conv")
+        return session
+
+    monkeypatch.setattr(exporter, "_session", no_fp16_kernels)
+    result = export_model(TinyEnsemble(), tmp_path / "m.onnx", ExportOptions(precision="fp16", shapes=SMALL_SHAPES))
+    assert not result.passed and not (tmp_path / "m.onnx").exists()
+    (failure,) = result.report["gates"]["fp16"]["failures"]
+    assert "cannot run on CPUExecutionProvider" in failure and "CUDAExecutionProvider" in failure
+    assert result.report["gates"]["fp32"]["passed"]
+
+
+def test_fp16_is_gated_on_a_gpu_provider_when_there_is_one(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert exporter._gate_providers("fp16") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert exporter._gate_providers("int8") == ["CPUExecutionProvider"]
