@@ -33,6 +33,15 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
+def busy_warning(machine: dict) -> list[str]:
+    """A warning line when other work was running: shared CPUs distort every figure (PyTorch's most)."""
+    load = machine.get("load_average")
+    if load and load[0] > 0.5 * machine["cpu_count"]:
+        return [f"**Warning: the machine was busy (1-min load {load[0]:.1f} on {machine['cpu_count']} CPUs); "
+                "figures are pessimistic and noisy. Rerun on a quiet machine before quoting them.**"]
+    return []
+
+
 def render_markdown(report: dict) -> str:
     m = report["machine"]
     peak = report.get("matmul_peak") or {}
@@ -41,6 +50,7 @@ def render_markdown(report: dict) -> str:
              f"GPUs: {', '.join(g['name'] for g in m['gpus']) or 'none'}; "
              f"load average at start {m.get('load_average')}.",
              f"Matrix-multiply peak: {fmt(peak) if peak else '-'} GFLOP/s ({peak.get('method', '-')}).",
+             *(busy_warning(m)),
              f"Run {report['created']}{' (--quick)' if report['quick'] else ''}; "
              f"figures are `median [q1-q3]` (or `[min-max]` under 4 runs) of {report['settings']['repeats']} "
              "run(s) after a warm-up.", ""]
@@ -143,7 +153,9 @@ def write_charts(report: dict, out: Path, machine: str) -> list[Path]:
                     groups.setdefault(f"{r['backend']} {r['precision']} {r['device']}", []).append(r)
             for label, rows in groups.items():
                 _errorbar(ax, [r["batch"] for r in rows], [r["ms_per_tile"] for r in rows], label)
-            ax.set(title=f"{preset}: {block['tile']} px tiles", xlabel="batch size", ylabel="ms per tile")
+            ax.set(title=f"{preset}: {block['tile']} px tiles", xlabel="batch size", ylabel="ms per tile (log)",
+                   yscale="log")
+            ax.set_xticks(sorted({r["batch"] for r in block["rows"] if r["status"] == "ok"}))
             ax.legend(fontsize=8)
         written.append(_save(fig, out / f"{machine}_tiles.png"))
         plt.close(fig)
