@@ -79,6 +79,7 @@ def main(dataset, run_dir, preset, unet_features, backbone, members, steps, batc
         **{key: (value if value is not None else _SETTING_DEFAULTS[key]) for key, value in given_values.items()},
         model_overrides=overrides, augment=not no_augment, backbone_weights=backbone_weights,
     )
+    trainer = None
     try:
         trainer = Trainer(dataset, run_dir, settings, device=device, amp=not no_amp, resume=resume, quiet=quiet,
                           stop_after=stop_after, given=frozenset(given))
@@ -93,7 +94,8 @@ def main(dataset, run_dir, preset, unet_features, backbone, members, steps, batc
         click.echo(f"bm-train: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo(f"bm-train: interrupted at step {trainer.step}; continue with --resume", err=True)
+        where = f" at step {trainer.step}; continue with --resume" if trainer is not None else " before training started"
+        click.echo(f"bm-train: interrupted{where}", err=True)
         sys.exit(130)
     if not quiet and row is not None:
         click.echo(f"done: step {trainer.step}, checkpoints in {run_dir}")

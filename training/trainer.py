@@ -285,6 +285,7 @@ class Trainer:
             "dataset": str(self.dataset.root),
             "step": self.step,
             "mode": self.settings.mode,
+            "tile": self.settings.val_tile,  # the tile validation ran with: the default for export and bm-run
             "val_metrics": {k: v for k, v in (row or {}).items() if isinstance(v, (int, float))},
         }
 

@@ -73,6 +73,7 @@ def test_run_folder_outputs(tiny_dataset, tmp_path):
     weights = [m["weight"] for m in config["members"]]
     assert sum(weights) == pytest.approx(1.0)
     assert config["dataset_sha256"] == trainer.dataset.manifest_sha256
+    assert config["tile"] == 64 and config["divisor"] == 32
     last_model, last_config = load_checkpoint(run / "last.pt")
     assert last_config["step"] == 4
     assert np.allclose(last_model.member_weights.numpy(), [row["weight_unet"], row["weight_deeplabv3"]])

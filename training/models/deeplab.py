@@ -27,6 +27,7 @@ BACKBONES = {
 # classification checkpoint carries that a segmentation backbone has not.
 _STRIP_PREFIXES = ("module.", "model.", "backbone.", "features.")
 _CLASSIFIER_PREFIXES = ("fc.", "classifier.")
+BN_MOMENTUM = 0.1
 
 
 class BackboneWeightsError(ValueError):
@@ -46,6 +47,13 @@ class DeepLabV3Member(nn.Module):
             raise ValueError(f"unknown DeepLabv3 backbone {backbone!r}; choose from {sorted(BACKBONES)}")
         self.backbone_name = backbone
         net = BACKBONES[backbone](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+        # torchvision's MobileNetV3 uses batch-norm momentum 0.01, tuned for long ImageNet
+        # schedules; trained from scratch for a few thousand steps its running statistics
+        # lag so far behind the weights that eval-mode output is garbage. 0.1 (PyTorch's
+        # default) tracks them. Momentum is not part of the state dict.
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = BN_MOMENTUM
         self.backbone = net.backbone
         self.classifier = net.classifier
 
