@@ -32,9 +32,11 @@ EXIT_GATE = 3
               help="Side of the calibration and held-out gate tiles (rounded up to the divisor).")
 @click.option("--preset", type=click.Choice(["seed", "compact"]), default=None,
               help="Refuse the checkpoint unless it holds this preset.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="CPU threads for PyTorch and onnxruntime during the gate [default: all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint: Path, output: Path, precision: str, opset: int, tile: int | None, calibration: Path | None,
-         calibration_tiles: int, calibration_size: int, preset: str | None, quiet: bool) -> None:
+         calibration_tiles: int, calibration_size: int, preset: str | None, threads: int | None, quiet: bool) -> None:
     """Export CHECKPOINT to one ONNX graph (uint8 image -> probs) behind a parity gate."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if precision == "int8" and calibration is None:
@@ -44,7 +46,7 @@ def main(checkpoint: Path, output: Path, precision: str, opset: int, tile: int |
     options = ExportOptions(
         precision=precision, opset=opset, tile=tile, calibration=calibration,
         calibration_tiles=calibration_tiles, calibration_size=calibration_size,
-        expected_preset=preset, quiet=quiet,
+        expected_preset=preset, threads=threads, quiet=quiet,
     )
     try:
         result = export_checkpoint(checkpoint, output, options)
@@ -67,7 +69,8 @@ def _gate_line(name: str, gate: dict) -> str:
     verdict = "pass" if gate["passed"] else "FAIL: " + "; ".join(gate["failures"])
     return (f"{name} gate on {gate['provider'] or 'no provider'}: labels {fmt(gate['label_agreement'], '.4%')}, "
             f"max |dprob| {fmt(gate['max_abs_prob_diff'], '.2e')}, "
-            f"max density diff {fmt(gate['max_density_diff'], '.4f')}: {verdict}")
+            f"density diff {fmt(gate['density_diff'], '.4f')} (worst tile {fmt(gate['worst_tile_density_diff'], '.4f')}): "
+            f"{verdict}")
 
 
 if __name__ == "__main__":  # pragma: no cover

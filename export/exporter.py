@@ -53,6 +53,7 @@ class ExportOptions:
     thresholds: dict[str, parity.Thresholds] = field(default_factory=dict)
     seed: int = 0
     quiet: bool = True
+    threads: int | None = None  # CPU threads for PyTorch and onnxruntime; None: their defaults (all cores)
 
 
 @dataclass
@@ -70,22 +71,28 @@ def report_paths(output: Path) -> tuple[Path, Path]:
 
 
 def check_writable(output: Path) -> None:
-    """Fail before any slow work if the model cannot be written where asked."""
+    """Fail before any slow work if the model cannot be written where asked (creating nothing)."""
     if output.is_dir():
         raise ExportError(f"{output}: is a folder; give a file name such as {output / 'model.onnx'}")
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders still to create are made when the model is written
+    if not folder.is_dir():
+        raise ExportError(f"{output}: cannot write there ({folder} is not a folder)")
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".probe"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.", suffix=".probe"):
             pass
     except OSError as error:
         raise ExportError(f"{output}: cannot write there ({error.strerror or error})") from None
 
 
-def _session(model_bytes: bytes, providers: Sequence[str]):
+def _session(model_bytes: bytes, providers: Sequence[str], threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the quantised graph's benign fusion notices are not for users
+    if threads:
+        options.intra_op_num_threads = threads
     return ort.InferenceSession(model_bytes, options, providers=list(providers))
 
 
@@ -125,13 +132,22 @@ class _Progress:
         self.bar.close()
 
 
-def _references(model: torch.nn.Module, samples: Sequence[parity.Sample], progress: _Progress) -> list[np.ndarray]:
+def _references(
+    model: torch.nn.Module, samples: Sequence[parity.Sample], progress: _Progress, threads: int | None
+) -> list[np.ndarray]:
     progress.phase("PyTorch reference")
+    previous = torch.get_num_threads()
+    if threads:
+        # On a busy machine PyTorch's OpenMP threads can wait on each other for seconds per call.
+        torch.set_num_threads(threads)
     out = []
-    with torch.no_grad():
-        for sample in samples:
-            out.append(model(torch.from_numpy(sample.image)).float().numpy())
-            progress.step()
+    try:
+        with torch.inference_mode():
+            for sample in samples:
+                out.append(model(torch.from_numpy(sample.image)).float().numpy())
+                progress.step()
+    finally:
+        torch.set_num_threads(previous)
     return out
 
 
@@ -142,11 +158,12 @@ def _run_gate(
     references: Sequence[np.ndarray],
     thresholds: parity.Thresholds | None,
     progress: _Progress,
+    threads: int | None = None,
 ) -> parity.GateReport:
     progress.phase(f"parity gate {precision}")
     providers = _gate_providers(precision)
     try:
-        session = _session(model.SerializeToString(), providers)
+        session = _session(model.SerializeToString(), providers, threads)
     except Exception as error:  # onnxruntime reports missing kernels as several exception types
         where = "CUDAExecutionProvider (onnxruntime-gpu) on an NVIDIA GPU" if precision == "fp16" else "CPUExecutionProvider"
         return parity.not_runnable(
@@ -233,7 +250,8 @@ def _summary(report: parity.GateReport) -> dict[str, Any]:
         "passed": report.passed,
         "label_agreement": report.label_agreement,
         "max_abs_prob_diff": report.max_abs_prob_diff,
-        "max_density_diff": report.max_density_diff,
+        "density_diff": report.density_diff,
+        "worst_tile_density_diff": report.worst_tile_density_diff,
         "provider": report.provider,
     }
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
@@ -280,9 +298,10 @@ def export_model(
         if options.precision != "fp32":
             candidates[options.precision] = _variant(options, graph.model, calibration, progress)
         progress.step()
-        references = _references(model, samples, progress)
+        references = _references(model, samples, progress, options.threads)
         reports = {
-            name: _run_gate(name, candidates[name], samples, references, options.thresholds.get(name), progress)
+            name: _run_gate(name, candidates[name], samples, references, options.thresholds.get(name), progress,
+                            options.threads)
             for name in gates
         }
     finally:

@@ -8,6 +8,7 @@ this file come from" months later.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from importlib import metadata as _importlib_metadata
 from typing import Any
@@ -28,6 +29,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def tool_versions() -> dict[str, str | None]:
     """Versions of the packages that shaped the exported graph."""
     import onnxruntime
@@ -70,7 +72,7 @@ def build_metadata(
         "preset": preset,
         "source_checkpoint_sha256": checkpoint_sha256,
         "opset": int(opset),
-        "versions": tool_versions(),
+        "versions": dict(tool_versions()),
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     for key, value in (extra or {}).items():

@@ -18,6 +18,16 @@ from bonemarrow.export.exporter import ExportOptions, export_checkpoint
 SMALL_SHAPES = ((2, 64, 96), (3, 96, 64), (1, 32, 128))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """PyTorch with one thread while an export test runs (restored after): on a shared 2-core
+    machine its OpenMP threads otherwise stall for seconds per forward pass."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def tiny_model(preset: str, seed: int = 0):
     from bonemarrow.training.models import build_model
 
@@ -77,6 +87,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def small_options(**kwargs) -> ExportOptions:
     kwargs.setdefault("shapes", SMALL_SHAPES)
+    kwargs.setdefault("threads", 1)  # the test machine is shared: one thread avoids OpenMP stalls
     kwargs.setdefault("calibration_size", 96)
     kwargs.setdefault("calibration_tiles", 6)
     return ExportOptions(**kwargs)

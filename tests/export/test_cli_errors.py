@@ -23,10 +23,10 @@ def out_dir(tmp_path):
 
 
 def test_missing_checkpoint(tmp_path, out_dir):
-    result = _run(tmp_path / "nope.pt", "-o", out_dir / "m.onnx", "-q")
+    result = _run(tmp_path / "nope.pt", "-o", out_dir / "new" / "folders" / "m.onnx", "-q")
     assert result.exit_code == 1
     assert _error_lines(result) == [f"error: {tmp_path / 'nope.pt'}: no such checkpoint file"]
-    assert list(out_dir.iterdir()) == []
+    assert list(out_dir.iterdir()) == []  # not even the output's folders
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint at all", b"PK\x03\x04" + b"\0" * 64])

@@ -123,14 +123,23 @@ def test_evaluate_passes_identical_and_names_each_failed_criterion():
     assert flipped.label_agreement == pytest.approx(1 - 3 / labels.size)
 
 
-def test_density_difference_is_measured_per_image():
+def test_density_difference_is_gated_pooled_and_the_worst_tile_reported():
     labels = np.full((1, 32, 32), FAT)
-    labels[0, :4] = BONE  # density 4/32 = 0.125
-    candidate = labels.copy()
-    candidate[0, 4] = BONE  # density 5/32
-    report = parity.evaluate("int8", [_sample(labels)], [_probs(labels)], lambda image: _probs(candidate))
-    assert report.max_density_diff == pytest.approx(1 / 32)
-    assert not report.passed and any("density" in f for f in report.failures)  # 0.031 > 0.01
+    labels[0, :4] = BONE  # density 4/32 = 0.125 in each tile
+    more_bone, less_bone = labels.copy(), labels.copy()
+    more_bone[0, 4] = BONE  # 5/32
+    less_bone[0, 3] = FAT  # 3/32
+    samples = [_sample(labels), _sample(labels + 0)]
+    candidates = iter([_probs(more_bone), _probs(less_bone)])
+    report = parity.evaluate("int8", samples, [_probs(labels)] * 2, lambda image: next(candidates))
+    assert report.worst_tile_density_diff == pytest.approx(1 / 32)
+    assert report.density_diff == pytest.approx(0.0)  # the scan as a whole: 8/64 either way
+    assert not report.passed and [f for f in report.failures if "label" in f]  # 1 row of 32 each: 96.9 %
+
+    one_sided = iter([_probs(more_bone), _probs(more_bone)])
+    biased = parity.evaluate("int8", samples, [_probs(labels)] * 2, lambda image: next(one_sided))
+    assert biased.density_diff == pytest.approx(1 / 32)
+    assert any("density" in f for f in biased.failures)  # 0.031 > 0.01
 
 
 def test_tissue_seen_by_one_side_only_is_an_infinite_density_difference():
@@ -173,8 +182,8 @@ def test_a_precision_that_cannot_run_here_fails_its_gate_saying_where_it_runs(tm
     pytest.importorskip("onnxconverter_common")
     real_session = exporter._session
 
-    def no_fp16_kernels(data, providers):
-        session = real_session(data, providers)
+    def no_fp16_kernels(data, providers, threads=None):
+        session = real_session(data, providers, threads)
         if any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load_from_string(data).graph.initializer):
             raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for Conv")
         return session
