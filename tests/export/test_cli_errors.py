@@ -91,3 +91,10 @@ def test_calibration_folder_that_is_not_a_dataset(tmp_path, out_dir, compact_che
     assert result.exit_code == 1
     assert _error_lines(result) == [f"error: {empty}: not a dataset folder (no manifest.json)"]
     assert list(out_dir.iterdir()) == []
+
+
+def test_tile_that_is_not_a_multiple_of_the_divisor(out_dir, compact_checkpoint):
+    result = _run(compact_checkpoint, "-o", out_dir / "m.onnx", "--tile", "500", "-q")
+    assert result.exit_code == 1
+    assert _error_lines(result) == ["error: tile 500 is not a multiple of the model's divisor 32"]
+    assert list(out_dir.iterdir()) == []
