@@ -11,7 +11,9 @@ stays a float32 probability map.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,16 @@ class _TileReader:
         pass
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def quantize_int8(model: onnx.ModelProto, calibration_tiles: np.ndarray) -> onnx.ModelProto:
     """A QDQ int8 copy of a checked fp32 graph, calibrated on `calibration_tiles` [N,3,H,W] uint8."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -52,11 +64,14 @@ def quantize_int8(model: onnx.ModelProto, calibration_tiles: np.ndarray) -> onnx
         # Shape inference + basic graph optimisation: the quantiser works better on a folded graph.
         # Symbolic inference cannot always resolve the dynamic H/W through Resize; then ONNX's own
         # shape inference is enough (the quantiser needs ranks and channel counts, not H and W).
-        try:
-            quant_pre_process(str(fp32_path), str(prepared_path), auto_merge=True, guess_output_rank=True)
-        except Exception as error:
-            log.info("symbolic shape inference failed (%s); using ONNX shape inference only", error)
-            quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=True)
+        # quant_pre_process leaves scratch files (sym_shape_infer_temp.onnx and its external
+        # data) in the current folder: run it inside the temporary one.
+        with _working_directory(work_dir):
+            try:
+                quant_pre_process(str(fp32_path), str(prepared_path), auto_merge=True, guess_output_rank=True)
+            except Exception as error:
+                log.info("symbolic shape inference failed (%s); using ONNX shape inference only", error)
+                quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=True)
         prepared = onnx.load(prepared_path)
         keep_float = float_region(prepared)
         onnx.save(prepared, prepared_path)  # float_region may have named unnamed nodes
