@@ -94,9 +94,12 @@ def test_geometry_keeps_image_and_labels_aligned(seed, crop):
     out_image, out_labels = augment_crop(image, labels, centre, crop, rng, config)
     assert out_image.shape == (crop, crop, 3) and out_labels.shape == (crop, crop)
     assert set(np.unique(out_labels)) <= set(np.unique(labels))
-    # Linear interpolation blurs class borders only: nearly every pixel still has its label's colour.
+    # Linear interpolation blurs class borders only: away from a border (5 x 5 neighbourhood,
+    # which covers the scale augmentation) every pixel still has exactly its label's colour.
     matches = (out_image == np.array(COLORS, np.uint8)[out_labels]).all(axis=2)
-    assert matches.mean() > 0.85
+    kernel = np.ones((5, 5), np.uint8)
+    border = cv2.dilate(out_labels, kernel) != cv2.erode(out_labels, kernel)
+    assert (matches | border).mean() >= 0.98  # image and labels warped differently fail this on most crops
 
 
 def test_stain_jitter_keeps_glass_white_and_identity_at_zero():
