@@ -19,6 +19,7 @@ import torch
 from bonemarrow.runtime.atomic import atomic_path
 from bonemarrow.runtime.labels import CLASSES, COLORS
 from bonemarrow.training.models import Ensemble, build_model
+from bonemarrow.training.state_dicts import describe_mismatch
 
 FORMAT = "bonemarrow-checkpoint"
 FORMAT_VERSION = 1
@@ -89,25 +90,6 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("model"), dict):
         raise CheckpointError(f"{path}: checkpoint lacks its config or model state")
     return payload
-
-
-def describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
-    """A short phrase saying how two state dicts differ ('' when they match)."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape))
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s) (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]})")
-    if wrong:
-        key = wrong[0]
-        parts.append(
-            f"{len(wrong)} shape mismatch(es) (e.g. {key}: checkpoint {tuple(found[key].shape)}, "
-            f"model {tuple(expected[key].shape)})"
-        )
-    return ", ".join(parts)
 
 
 def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> Ensemble:

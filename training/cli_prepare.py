@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from bonemarrow.training.dataset_io import (DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, sha256_of_file, write_item,
+from bonemarrow.runtime.contract import file_sha256
+from bonemarrow.training.dataset_io import (DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, write_item,
                                             write_manifest)
 from bonemarrow.training.psd.convert import ConversionError, convert_psd
 from bonemarrow.training.psd.roles import parse_layer_overrides
@@ -68,7 +69,7 @@ def main(psd_dir: Path, output: Path, layers: dict[str, str], overlap_winner: st
         raise click.UsageError(f"no .psd files in {psd_dir}")
     items, failures = [], []
     for source in tqdm(sources, desc="bm-prepare", unit="file", disable=quiet, file=sys.stderr):
-        digest = sha256_of_file(source)
+        digest = file_sha256(source)
         try:
             result = convert_psd(source, layers, overlap_winner, allow_empty)
         except ConversionError as error:

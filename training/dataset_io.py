@@ -40,14 +40,6 @@ def split_for(name: str, val_fraction: float = DEFAULT_VAL_FRACTION,
     return "train"
 
 
-def sha256_of_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def encode_rgb_png(rgb: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     if not ok:

@@ -18,6 +18,8 @@ from torchvision.models.segmentation import (
     deeplabv3_resnet101,
 )
 
+from bonemarrow.training.state_dicts import describe_mismatch
+
 BACKBONES = {
     "resnet101": deeplabv3_resnet101,
     "resnet50": deeplabv3_resnet50,
@@ -98,23 +100,10 @@ def load_backbone_weights(member: DeepLabV3Member, path: str | os.PathLike) -> i
         for key, value in state.items()
         if not _normalise_key(key).startswith(_CLASSIFIER_PREFIXES)
     }
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(found) if expected[k].shape != found[k].shape)
-    if missing or unexpected or wrong_shape:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong_shape:
-            key = wrong_shape[0]
-            details.append(
-                f"{len(wrong_shape)} of wrong shape (e.g. {key}: file {tuple(found[key].shape)}, "
-                f"model {tuple(expected[key].shape)})"
-            )
+    mismatch = describe_mismatch(expected, found)
+    if mismatch:
         raise BackboneWeightsError(
-            f"{path}: does not fit the {member.backbone_name} backbone: " + ", ".join(details)
+            f"{path}: does not fit the {member.backbone_name} backbone: {mismatch}"
         )
     member.backbone.load_state_dict(found, strict=True)
     return len(found)
