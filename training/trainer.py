@@ -157,7 +157,7 @@ class Trainer:
         payload = None
         if resume:
             payload = self._read_resume(settings, given)
-            settings = TrainSettings(**{**payload["settings"], **{k: getattr(settings, k) for k in RESUMABLE_CHANGES}})
+            settings = TrainSettings(**{**payload["settings"], **{k: getattr(settings, k) for k in RESUMABLE_CHANGES & given}})
         elif (self.run_dir / LAST).exists():
             raise TrainingError(f"{self.run_dir}: already holds a run; pass --resume to continue it or choose a new folder")
         settings.check()

@@ -115,3 +115,14 @@ def test_cli_trains_and_reports_unusable_input(tiny_dataset, tmp_path):
     result = runner.invoke(main, [str(tiny_dataset), "-o", str(tmp_path / "run2"), *common])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "no items in the 'train' split" in result.output
+
+
+def test_resume_keeps_saved_validation_settings_unless_given(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_dataset, run, _settings(val_every=2), device="cpu", quiet=True, stop_after=1).run()
+    # The CLI passes its defaults for options not on the command line; only `given` ones may change.
+    kept = Trainer(tiny_dataset, run, _settings(val_every=250), device="cpu", quiet=True, resume=True)
+    assert kept.settings.val_every == 2
+    changed = Trainer(tiny_dataset, run, _settings(val_every=3), device="cpu", quiet=True, resume=True,
+                      given=frozenset({"val_every"}))
+    assert changed.settings.val_every == 3
