@@ -1,27 +1,15 @@
 """The bench's outputs: MACHINE.json (everything), MACHINE.md (the tables people read) and PNG charts."""
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 from bonemarrow.benchmarks.stats import fmt
-from bonemarrow.runtime.atomic import atomic_path, write_text_atomic
-
-
-def _clean(value):
-    """JSON has no NaN/inf: write null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+from bonemarrow.runtime.atomic import atomic_path
+from bonemarrow.runtime.json_io import write_json_atomic
 
 
 def write_json(report: dict, path: Path) -> Path:
-    write_text_atomic(path, json.dumps(_clean(report), indent=1, allow_nan=False) + "\n")
+    write_json_atomic(path, report, indent=1)
     return path
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bonemarrow.runtime.json_io import json_safe
 from bonemarrow.runtime.labels import BACKGROUND, BONE
 from bonemarrow.runtime.metrics import bone_density
 
@@ -102,18 +103,7 @@ class GateReport:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as None so every JSON reader accepts the report."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+        return json_safe(asdict(self))
 
 
 def round_up(value: int, divisor: int) -> int:

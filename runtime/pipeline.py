@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 import threading
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from bonemarrow.runtime.atomic import write_text_atomic
 from bonemarrow.runtime.image_io import ImageReadError, LoadedImage, read_rgb, write_rgb_png
+from bonemarrow.runtime.json_io import json_safe
 from bonemarrow.runtime.label_io import write_label_png
 from bonemarrow.runtime.labels import CLASSES
 from bonemarrow.runtime.overlay import overlay
@@ -42,13 +42,6 @@ def output_paths(outdir: Path, name: str) -> tuple[Path, Path]:
     return outdir / f"{name}_labels.png", outdir / f"{name}_overlay.png"
 
 
-def _clean(value):
-    """JSON has no NaN: write null (no tissue -> no density)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def image_record(path: Path, name: str, loaded: LoadedImage, result: Segmentation, model_sha256: str) -> dict:
     labels_path, overlay_path = output_paths(Path("."), name)
     return {
@@ -57,9 +50,9 @@ def image_record(path: Path, name: str, loaded: LoadedImage, result: Segmentatio
         "width": result.width,
         "height": result.height,
         "pixels": {cls: int(n) for cls, n in zip(CLASSES, result.counts)},
-        "bone_density": _clean(result.fractions["bone_density"]),
-        "fat_fraction": _clean(result.fractions["fat_fraction"]),
-        "other_fraction": _clean(result.fractions["other_fraction"]),
+        "bone_density": json_safe(result.fractions["bone_density"]),
+        "fat_fraction": json_safe(result.fractions["fat_fraction"]),
+        "other_fraction": json_safe(result.fractions["other_fraction"]),
         "seconds": round(result.seconds, 4),
         "model_seconds": round(result.model_seconds, 4),
         "tiles_total": result.tiles_total,

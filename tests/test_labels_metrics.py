@@ -82,3 +82,16 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert (tmp_path / "a.txt").read_text() == "x"
     assert list(tmp_path.iterdir()) == [tmp_path / "a.txt"]  # no temporary file left behind
+
+
+def test_json_safe_writes_strict_json_with_null_for_non_finite(tmp_path):
+    import json
+
+    from bonemarrow.runtime.json_io import json_safe, write_json_atomic
+
+    value = {"a": math.nan, "b": [1.5, math.inf, (-math.inf, 2)], "c": {"d": math.nan, "e": "x"}}
+    assert json_safe(value) == {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": None, "e": "x"}}
+    write_json_atomic(tmp_path / "r.json", value)
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["b"] == [1.5, None, [None, 2]]

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from bonemarrow.runtime.atomic import write_bytes_atomic, write_text_atomic
+from bonemarrow.runtime.json_io import json_safe
 from bonemarrow.runtime.label_io import read_label_png, write_label_png
 from bonemarrow.runtime.metrics import class_counts, tissue_fractions
 
@@ -82,19 +83,9 @@ def write_manifest(dataset: str | os.PathLike, items: list[dict], failures: list
     manifest = {"format_version": FORMAT_VERSION, **extra,
                 "items": sorted(items, key=lambda item: item["name"]), "failures": failures or []}
     # NaN (an item without tissue) is not JSON: store null.
-    text = json.dumps(_nan_to_none(manifest), indent=1, allow_nan=False)
+    text = json.dumps(json_safe(manifest), indent=1, allow_nan=False)
     write_text_atomic(path, text + "\n")
     return path
-
-
-def _nan_to_none(value):
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(item) for item in value]
-    return value
 
 
 def read_manifest(dataset: str | os.PathLike) -> dict:

@@ -10,7 +10,6 @@ which is exact because the tiler's blending is linear.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 import numpy as np
 import torch
 
-from bonemarrow.runtime.atomic import write_text_atomic
+from bonemarrow.runtime.json_io import write_json_atomic
 from bonemarrow.runtime.labels import CLASSES
 from bonemarrow.runtime.metrics import evaluate_pair
 from bonemarrow.training.checkpoint import CheckpointError, load_checkpoint
@@ -104,7 +103,7 @@ def main(checkpoint, dataset, split, output, tile, threads, quiet):
         sys.exit(2)
     click.echo(format_summary(report))
     if output:
-        write_text_atomic(output, json.dumps(report, indent=2, allow_nan=True) + "\n")
+        write_json_atomic(output, report)
 
 
 if __name__ == "__main__":
