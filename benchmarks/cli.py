@@ -40,6 +40,7 @@ class BenchConfig:
     whole_repeats: int | None = None  # None = repeats
     scaling_repeats: int | None = None  # None = repeats
     threads: int | None = None
+    devices: tuple[str, ...] | None = None  # whole-image devices; None = cpu, plus cuda when PyTorch sees one
     machine: str | None = None
     quick: bool = False
     quiet: bool = False
@@ -51,6 +52,21 @@ def quick_config(**changes) -> BenchConfig:
     base = dict(presets=("compact",), batches=(1, 2), tile=128, whole_size=(1200, 400), scaling_mp=(0.1, 0.4),
                 precisions=("fp32", "int8"), whole_precisions=("fp32",), repeats=1, quick=True, matmul_size=1024)
     return BenchConfig(**{**base, **changes})
+
+
+def resolve_devices(devices: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Devices for whole images: as asked, or cpu plus cuda when PyTorch really sees a GPU."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if devices is None:
+        return ("cpu", "cuda") if has_cuda else ("cpu",)
+    bad = [d for d in devices if d not in ("cpu", "cuda")]
+    if bad or not devices:
+        raise ValueError(f"devices must come from cpu,cuda, got {','.join(devices) or 'none'}")
+    if "cuda" in devices and not has_cuda:
+        raise ValueError("--devices cuda: PyTorch sees no CUDA device on this machine")
+    return tuple(dict.fromkeys(devices))
 
 
 def _parse_list(text: str, kind=str) -> tuple:
@@ -70,6 +86,7 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
 
     threads = config.threads or machine_mod.cpu_count()
     torch.set_num_threads(threads)
+    devices = resolve_devices(config.devices)
     info = machine_mod.machine_info(config.machine)
     name = info["name"]
     bar = tqdm(total=None, disable=config.quiet, unit="step", file=sys.stderr)
@@ -85,10 +102,12 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
                         "scaling_repeats": config.scaling_repeats or config.repeats, "threads": threads,
                         "batches": list(config.batches), "tile": config.tile, "presets": list(config.presets),
                         "precisions": list(config.precisions), "whole_size": list(config.whole_size),
-                        "whole_precisions": list(config.whole_precisions), "scaling_mp": list(config.scaling_mp)},
+                        "whole_precisions": list(config.whole_precisions), "scaling_mp": list(config.scaling_mp),
+                        "devices": list(devices)},
                     "models": {}, "sections": {}, "errors": {}}
     progress("matmul peak")
     report["matmul_peak"] = machine_mod.matmul_peak(config.matmul_size)
+    report["cuda_matmul_peaks"] = machine_mod.cuda_matmul_peaks(2048 if config.quick else 8192)
     with tempfile.TemporaryDirectory(prefix="bm-bench-") as scratch:
         work = Path(scratch)
         presets = list(config.presets)
@@ -132,12 +151,13 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
         peak = report["matmul_peak"]["median"]
         section("tile", lambda: {p: bench_tiles(m, batches=list(config.batches), repeats=config.repeats,
                                                 threads=threads, peak_gflops=peak, tile=config.tile,
-                                                progress=progress) for p, m in model_sets.items()})
+                                                progress=progress, cuda_peaks=report["cuda_matmul_peaks"])
+                                    for p, m in model_sets.items()})
         width, height = config.whole_size
         section("whole", lambda: bench_whole(
             checkpoint=Path(weights), onnx=primary.onnx, trained=primary.trained, width=width, height=height,
             repeats=config.whole_repeats or config.repeats, threads=threads, workdir=work,
-            precisions=list(config.whole_precisions), progress=progress))
+            precisions=list(config.whole_precisions), progress=progress, devices=devices, tile=primary.tile))
 
         def parity():
             _, rgb, _ = write_scan(work, width, height)
@@ -182,12 +202,14 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
 @click.option("--scaling-mp", default=None, help="Scaling sizes in megapixels [1,4,16,64; --quick 0.1,0.4].")
 @click.option("--precisions", default=None, help="ONNX precisions to compare [fp32,int8,fp16; --quick fp32,int8].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for every backend [all].")
+@click.option("--devices", default=None,
+              help="Whole-image devices, comma list of cpu,cuda [cpu, plus cuda when PyTorch sees a GPU].")
 @click.option("--machine", default=None, help="Name results after this (default: CPU model + core count).")
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model setting for untrained presets (e.g. unet_features=4); for tests and exploration.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scaling_repeats, presets, batches, tile, whole_size,
-         scaling_mp, precisions, threads, machine, overrides, quiet):
+         scaling_mp, precisions, threads, devices, machine, overrides, quiet):
     """Benchmark PyTorch vs onnxruntime, the original inference vs bm-run, parity and scaling."""
     from bonemarrow.benchmarks.models import PRECISIONS, parse_overrides
 
@@ -217,6 +239,8 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scali
             changes["whole_size"] = (int(w), int(h))
         if scaling_mp:
             changes["scaling_mp"] = _parse_list(scaling_mp, float)
+        if devices is not None:
+            changes["devices"] = resolve_devices(_parse_list(devices))
         if precisions:
             changes["precisions"] = _parse_list(precisions)
             if not set(changes["precisions"]) <= set(PRECISIONS) or "fp32" not in changes["precisions"]:
@@ -234,3 +258,7 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scali
     for key, error in report["errors"].items():
         click.echo(f"error: section {key}: {error}", err=True)
     sys.exit(1 if report["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -92,6 +92,40 @@ def matmul_peak(size: int = 2048, repeats: int = 5) -> dict:
     return {"method": f"numpy float32 matmul {size}x{size}", **summarize(rates, "GFLOP/s")}
 
 
+def cuda_matmul_peaks(size: int = 8192, repeats: int = 5) -> dict:
+    """Measured GPU matmul throughput (GFLOP/s) per precision PyTorch runs the model in; {} without CUDA.
+
+    "fp32" allows TF32, as cuDNN does for PyTorch's float32 convolutions by default.
+    """
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {}
+    peaks = {}
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for precision, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+            torch.backends.cuda.matmul.allow_tf32 = precision == "fp32"
+            a = torch.randn(size, size, device="cuda", dtype=dtype)
+            b = torch.randn(size, size, device="cuda", dtype=dtype)
+            a @ b
+            torch.cuda.synchronize()
+            rates = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                a @ b
+                torch.cuda.synchronize()
+                rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+            peaks[precision] = {"method": f"torch {dtype} matmul {size}x{size}"
+                                + (" (TF32 allowed)" if precision == "fp32" else ""), **summarize(rates, "GFLOP/s")}
+            del a, b
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    return peaks
+
+
 def machine_info(name: str | None = None) -> dict:
     """The machine-info block of a report."""
     try:

@@ -10,6 +10,7 @@ model's int8 variant would otherwise be refused.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,12 +60,23 @@ def torch_model(preset: str, checkpoint: str | Path | None = None, overrides: di
     return model, False, f"untrained {preset}", DEFAULT_TILE, preset
 
 
-def torch_predict(model, device: str = "cpu"):
-    """The tiler's predict callable over a PyTorch model: uint8 [B,3,h,w] -> float32 [B,4,h,w]."""
+def torch_predict(model, device: str = "cpu", precision: str = "fp32"):
+    """The tiler's predict callable over a PyTorch model: uint8 [B,3,h,w] -> float32 [B,4,h,w].
+
+    fp16 is CUDA autocast (convolutions in half, softmax and the average in float32),
+    which is how a PyTorch user would run half precision; the CPU has no fast fp16 path.
+    """
     import torch
 
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"PyTorch precision must be fp32 or fp16, got {precision!r}")
+    half = precision == "fp16"
+    if half and not str(device).startswith("cuda"):
+        raise ValueError("PyTorch fp16 is measured on CUDA only")
+
     def predict(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        autocast = torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
             out = model(torch.from_numpy(np.ascontiguousarray(batch)).to(device))
         return out.float().cpu().numpy()
 

@@ -38,6 +38,8 @@ def render_markdown(report: dict) -> str:
              f"GPUs: {', '.join(g['name'] for g in m['gpus']) or 'none'}; "
              f"load average at start {m.get('load_average')}.",
              f"Matrix-multiply peak: {fmt(peak) if peak else '-'} GFLOP/s ({peak.get('method', '-')}).",
+             *[f"GPU matmul peak {p}: {fmt(v)} GFLOP/s ({v['method']})."
+               for p, v in (report.get("cuda_matmul_peaks") or {}).items()],
              *(busy_warning(m)),
              f"Run {report['created']}{' (--quick)' if report['quick'] else ''}; "
              f"figures are `median [q1-q3]` (or `[min-max]` under 4 runs) of {report['settings']['repeats']} "
@@ -67,6 +69,7 @@ def render_markdown(report: dict) -> str:
         img = w["image"]
         lines += [f"## 2. Whole image: original inference vs bm-run ({img['width']} x {img['height']}, "
                   f"{100 * img['tissue_fraction']:.0f} % tissue)", "",
+                  "Speed-ups compare each row with the original inference on the same device.", "",
                   "| run | wall s | peak RSS MiB | decode s | model s | blending s | writing s | speed-up | "
                   "Dice bone / fat / other | density err | accuracy >= baseline |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -78,8 +81,11 @@ def render_markdown(report: dict) -> str:
                          + " | ".join(fmt(r["stages_s"][s]) for s in ("decode", "model", "blending", "writing"))
                          + f" | {speed} | {dice} ({acc['weights']}) | {_num(acc['density_error'])} | "
                          f"{r.get('accuracy_equal_or_better', '-')} |")
+        for name, reason in (w.get("not_run") or {}).items():
+            lines.append(f"| {name} | not run: {reason} | | | | | | | | | |")
         lines += ["", "bm-run's stages: decode and writing are timed on their own (in the pipeline they overlap "
-                  "the model); blending = tiling, padding, Gaussian accumulation and argmax.", ""]
+                  "the model); blending = tiling, padding, Gaussian accumulation and argmax. "
+                  "'tiler + pytorch' rows run bm-run's own tiling code and defaults over the PyTorch model.", ""]
     if "parity" in sections:
         lines += ["## 3. Whole-image parity through the tiler (vs PyTorch)", "",
                   "| preset | precision | label agreement | tissue label agreement | bone density PyTorch | ONNX | difference |",
@@ -158,6 +164,8 @@ def write_charts(report: dict, out: Path, machine: str) -> list[Path]:
             bottom = [b + v for b, v in zip(bottom, values)]
         ax1.scatter(names, [rows[n]["wall_s"]["median"] for n in names], color="k", zorder=3, label="wall")
         ax1.set(title="whole image: time by stage", ylabel="seconds")
+        for ax in (ax1, ax2):
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax1.legend(fontsize=8)
         ax2.bar(names, [rows[n]["peak_rss_mib"]["median"] for n in names], color="tab:gray")
         ax2.set(title="peak RSS", ylabel="MiB")

@@ -6,6 +6,8 @@ tile size). GFLOP/s counts the PyTorch model's floating-point work per tile
 backend, so int8 and fp16 are quoted in "fp32-equivalent" GFLOP/s; the ratio to
 the machine's measured GEMM peak says how much of the CPU a backend uses. CUDA
 rows appear only when a CUDA device really runs them; otherwise the row says why not.
+PyTorch CUDA fp32 lets cuDNN use TF32 (PyTorch's default for convolutions), so its
+rows are compared with a TF32-enabled matmul peak; fp16 rows with an fp16 one.
 """
 from __future__ import annotations
 
@@ -52,8 +54,10 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
     if torch.cuda.is_available():
         import copy
 
+        torch.backends.cudnn.benchmark = True  # fixed shapes per row; the warm-up call pays for the search
         cuda_model = copy.deepcopy(models.torch_model).to("cuda")
-        rows.append(("pytorch", "fp32", "cuda", _synced(torch_predict(cuda_model, "cuda")), ""))
+        for precision in ("fp32", "fp16"):
+            rows.append(("pytorch", precision, "cuda", _synced(torch_predict(cuda_model, "cuda", precision)), ""))
     else:
         rows.append(("pytorch", "fp32", "cuda", None, "no CUDA device visible to PyTorch"))
     for precision, path in models.onnx.items():
@@ -84,8 +88,17 @@ def _synced(predict: Callable) -> Callable:
     return run
 
 
+def _fraction(gflops: float, device: str, precision: str, cpu_peak: float, cuda_peaks: dict | None) -> float | None:
+    """Achieved over measured peak: the CPU GEMM peak, or the GPU's matmul peak at the row's precision."""
+    if device == "cpu":
+        return gflops / cpu_peak if cpu_peak else None
+    peak = (cuda_peaks or {}).get(precision)
+    return gflops / peak["median"] if peak else None
+
+
 def bench_tiles(models: ModelSet, *, batches: list[int], repeats: int, threads: int, peak_gflops: float,
-                tile: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
+                tile: int | None = None, progress: Callable[[str], None] | None = None,
+                cuda_peaks: dict | None = None) -> dict:
     """Latency and throughput per backend and batch size for one preset."""
     from bonemarrow.export.parity import synthetic_tiles
 
@@ -112,5 +125,5 @@ def bench_tiles(models: ModelSet, *, batches: list[int], repeats: int, threads: 
                          "ms_per_tile": scaled(seconds, 1000.0 / batch, "ms"),
                          "tiles_per_second": inverse(seconds, batch, "tiles/s"),
                          "gflops": gflops,
-                         "fraction_of_peak": gflops["median"] / peak_gflops if device == "cpu" and peak_gflops else None})
+                         "fraction_of_peak": _fraction(gflops["median"], device, precision, peak_gflops, cuda_peaks)})
     return {"preset": models.preset, "tile": tile, "gflop_per_tile": flops / 1e9, "rows": rows}

@@ -70,24 +70,64 @@ def _summaries(runs: list[dict]) -> dict:
             "stages_s": {s: summarize([r["stages_s"][s] for r in runs], "s") for s in STAGES}}
 
 
+def whole_configs(checkpoint: Path, onnx: dict[str, Path], precisions: list[str], devices: list[str],
+                  tile: int) -> tuple[dict[str, tuple[str, dict, str]], dict[str, str]]:
+    """The rows to run: name -> (worker job kind, job settings, baseline row it is compared with).
+
+    Per device: the original inference (PyTorch), then bm-run per ONNX precision. On
+    CUDA also the runtime's tiler over PyTorch (fp32, fp16), since onnxruntime's CUDA
+    provider needs the onnxruntime-gpu wheel. Rows that cannot run go to the second
+    dict with the reason, so a report never shows a figure that was not measured.
+    """
+    configs: dict[str, tuple[str, dict, str]] = {}
+    not_run: dict[str, str] = {}
+    for device in devices:
+        base = "baseline" if device == "cpu" else f"baseline {device}"
+        configs[base] = ("baseline", {"checkpoint": str(checkpoint), "device": device}, base)
+        if device != "cpu":
+            for precision in ("fp32", "fp16"):
+                configs[f"tiler + pytorch {precision} {device}"] = (
+                    "tiler", {"checkpoint": str(checkpoint), "device": device, "precision": precision,
+                              "tile": tile}, base)
+        reason = None if device == "cpu" else _ort_cuda_missing()
+        for precision in precisions:
+            if precision not in onnx:
+                continue
+            name = f"bm-run {precision}" + ("" if device == "cpu" else f" {device}")
+            if reason:
+                not_run[name] = reason
+                continue
+            configs[name] = ("bmrun", {"model": str(onnx[precision]), "provider": device}, base)
+    return configs, not_run
+
+
+def _ort_cuda_missing() -> str | None:
+    """Why onnxruntime cannot run on CUDA here, or None when its CUDA provider is installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime is not installed"
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return "this onnxruntime has no CUDA provider (install the gpu extra: onnxruntime-gpu)"
+    return None
+
+
 def bench_whole(*, checkpoint: Path, onnx: dict[str, Path], trained: bool, width: int, height: int,
                 repeats: int, threads: int, workdir: Path, precisions: list[str],
-                progress: Callable[[str], None] | None = None) -> dict:
-    """Baseline vs bm-run (one row per ONNX precision asked for) on one synthetic scan."""
+                progress: Callable[[str], None] | None = None, devices: list[str] = ("cpu",),
+                tile: int = 512) -> dict:
+    """Baseline vs bm-run (one row per ONNX precision asked for) on one synthetic scan, per device."""
     from bonemarrow.runtime.label_io import read_label_png
 
     image, rgb, truth = write_scan(workdir, width, height)
     del rgb
-    configs = {"baseline": ("baseline", {"checkpoint": str(checkpoint)})}
-    for precision in precisions:
-        if precision in onnx:
-            configs[f"bm-run {precision}"] = ("bmrun", {"model": str(onnx[precision])})
+    configs, not_run = whole_configs(checkpoint, onnx, precisions, list(devices), tile)
     runs: dict[str, list[dict]] = {name: [] for name in configs}
     for index in range(repeats):  # interleaved, so slow drift in machine load hits all alike
-        for name, (kind, extra) in configs.items():
+        for name, (kind, extra, _) in configs.items():
             if progress:
                 progress(f"whole image {name} run {index + 1}/{repeats}")
-            out = workdir / f"{name.replace(' ', '_')}-{index}"
+            out = workdir / f"{name.replace(' ', '_').replace('+', 'and')}-{index}"
             out.mkdir(parents=True, exist_ok=True)
             job = {"image": str(image), "threads": threads, "outdir": str(out),
                    "labels_out": str(out / "labels.png"), **extra}
@@ -95,21 +135,24 @@ def bench_whole(*, checkpoint: Path, onnx: dict[str, Path], trained: bool, width
     rows = {}
     for name, results in runs.items():
         labels_path = results[-1]["labels"]
-        row = {**_summaries(results), "accuracy": accuracy(read_label_png(labels_path), truth, trained)}
-        for key in ("crops", "tiles_total", "tiles_skipped", "provider"):
+        row = {**_summaries(results), "accuracy": accuracy(read_label_png(labels_path), truth, trained),
+               "device": configs[name][1].get("device") or configs[name][1].get("provider", "cpu")}
+        for key in ("crops", "tiles_total", "tiles_skipped", "provider", "precision"):
             if key in results[-1]:
                 row[key] = results[-1][key]
         rows[name] = row
-    base = rows["baseline"]
     for name, row in rows.items():
-        if name == "baseline":
+        base_name = configs[name][2]
+        if name == base_name:
             continue
+        base = rows[base_name]
         b, c = base["wall_s"], row["wall_s"]
+        row["compared_with"] = base_name
         row["speedup"] = {"median": b["median"] / c["median"], "min": b["min"] / c["max"],
                           "max": b["max"] / c["min"], "n": min(b["n"], c["n"]), "unit": "x"}
         row["memory_ratio"] = row["peak_rss_mib"]["median"] / base["peak_rss_mib"]["median"]
         row["accuracy_equal_or_better"] = equal_or_better(row["accuracy"], base["accuracy"])
     return {"image": {"width": width, "height": height, "megapixels": width * height / 1e6,
                       "tissue_fraction": float((truth > 0).mean()), "source": "bonemarrow.training.synth seed 7"},
-            "repeats": repeats, "threads": threads, "rows": rows,
+            "repeats": repeats, "threads": threads, "devices": list(devices), "rows": rows, "not_run": not_run,
             "tolerances": {"mean_tissue_dice": DICE_TOLERANCE, "density_error": DENSITY_TOLERANCE}}

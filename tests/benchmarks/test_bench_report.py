@@ -76,13 +76,16 @@ def test_tile_section_rows(bench):
     if not torch.cuda.is_available():  # never invented: a CUDA row without a device says why it did not run
         cuda = [r for r in block["rows"] if r["device"] == "cuda"]
         assert cuda and all(r["status"] == "not run" and r["reason"] for r in cuda)
+    else:  # PyTorch runs on the GPU in fp32 and fp16, at every batch size
+        cuda = {(r["precision"], r["batch"]) for r in ok if r["device"] == "cuda" and r["backend"] == "pytorch"}
+        assert cuda == {(p, n) for p in ("fp32", "fp16") for n in (1, 2)}
 
 
 def test_whole_image_section(bench):
     _, report, _ = bench
     whole = report["sections"]["whole"]
     assert whole["image"]["width"] == 600 and whole["image"]["height"] == 200
-    assert set(whole["rows"]) == {"baseline", "bm-run fp32"}
+    assert {name for name in whole["rows"] if not name.endswith("cuda")} == {"baseline", "bm-run fp32"}
     for name, row in whole["rows"].items():
         assert_summary(row["wall_s"], "s")
         assert_summary(row["peak_rss_mib"], "MiB")
