@@ -89,11 +89,11 @@ def whole_configs(checkpoint: Path, onnx: dict[str, Path], precisions: list[str]
                 configs[f"tiler + pytorch {precision} {device}"] = (
                     "tiler", {"checkpoint": str(checkpoint), "device": device, "precision": precision,
                               "tile": tile}, base)
-        reason = None if device == "cpu" else _ort_cuda_missing()
         for precision in precisions:
             if precision not in onnx:
                 continue
             name = f"bm-run {precision}" + ("" if device == "cpu" else f" {device}")
+            reason = None if device == "cpu" else _ort_cuda_unusable(onnx[precision])
             if reason:
                 not_run[name] = reason
                 continue
@@ -101,14 +101,14 @@ def whole_configs(checkpoint: Path, onnx: dict[str, Path], precisions: list[str]
     return configs, not_run
 
 
-def _ort_cuda_missing() -> str | None:
-    """Why onnxruntime cannot run on CUDA here, or None when its CUDA provider is installed."""
+def _ort_cuda_unusable(model: Path) -> str | None:
+    """Why onnxruntime cannot run `model` on CUDA here (the runtime's own provider check), or None."""
+    from bonemarrow.runtime.session import ProviderError, create_session
+
     try:
-        import onnxruntime
-    except ImportError:
-        return "onnxruntime is not installed"
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        return "this onnxruntime has no CUDA provider (install the gpu extra: onnxruntime-gpu)"
+        create_session(model, "cuda")
+    except ProviderError as error:
+        return str(error).split("; use --provider")[0].removeprefix("--provider cuda: ")
     return None
 
 

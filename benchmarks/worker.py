@@ -65,18 +65,18 @@ def _torch_model(job: dict):
     torch.set_num_threads(int(job["threads"]))
     from bonemarrow.training.checkpoint import load_checkpoint
 
-    model, config = load_checkpoint(job["checkpoint"], map_location="cpu")
+    model, _ = load_checkpoint(job["checkpoint"], map_location="cpu")
     device = job.get("device", "cpu")
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    return model.eval().to(device), config
+    return model.eval().to(device)
 
 
 def _timed_torch_predict(job: dict, warmup_size: int):
-    """(predict, model, config, seconds-so-far getter): PyTorch on the job's device and precision, warmed up."""
+    """(predict, model, seconds-so-far getter): PyTorch on the job's device and precision, warmed up."""
     from bonemarrow.benchmarks.models import torch_predict
 
-    model, config = _torch_model(job)
+    model = _torch_model(job)
     inner = torch_predict(model, job.get("device", "cpu"), job.get("precision", "fp32"))
     inner(np.full((1, 3, warmup_size, warmup_size), 200, np.uint8))  # warm-up
     spent = [0.0]
@@ -87,33 +87,43 @@ def _timed_torch_predict(job: dict, warmup_size: int):
         spent[0] += time.perf_counter() - start
         return out
 
-    return predict, model, config, lambda: spent[0]
+    return predict, model, lambda: spent[0]
+
+
+def _staged_run(job: dict, infer, model_seconds) -> dict:
+    """Decode job["image"], infer(rgb) -> (labels, extra result keys), write the label PNG; time each stage."""
+    from bonemarrow.runtime.image_io import read_rgb
+    from bonemarrow.runtime.label_io import write_label_png
+
+    warm = model_seconds()
+    start = time.perf_counter()
+    rgb = read_rgb(job["image"]).rgb
+    decoded = time.perf_counter()
+    labels, extra = infer(rgb)
+    inferred = time.perf_counter()
+    write_label_png(job["labels_out"], labels)
+    end = time.perf_counter()
+    model = model_seconds() - warm
+    return {"wall_s": end - start, "peak_rss_mib": peak_rss_mib(), "labels": job["labels_out"],
+            "device": job.get("device", "cpu"), "precision": job.get("precision", "fp32"), **extra,
+            "stages_s": {"decode": decoded - start, "model": model,
+                         "blending": inferred - decoded - model, "writing": end - inferred}}
 
 
 def run_baseline(job: dict) -> dict:
     """The original project's inference: decode, PyTorch over 480-px crops, write the label PNG."""
     from bonemarrow.benchmarks.baseline import baseline_inference
-    from bonemarrow.runtime.image_io import read_rgb
-    from bonemarrow.runtime.label_io import write_label_png
 
-    predict, _, _, model_seconds = _timed_torch_predict(job, 512)
+    predict, _, model_seconds = _timed_torch_predict(job, 512)
     if job.get("device", "cpu").startswith("cuda"):  # the original's 480 -> 512 crops and its edge crops
         for shape in ((512, 512), (256, 512), (512, 256), (256, 256)):
             predict(np.full((1, 3, *shape), 200, np.uint8))  # cuDNN picks kernels per shape: not timed
-    warm = model_seconds()
 
-    start = time.perf_counter()
-    rgb = read_rgb(job["image"]).rgb
-    decoded = time.perf_counter()
-    labels, crops = baseline_inference(rgb, predict)
-    inferred = time.perf_counter()
-    write_label_png(job["labels_out"], labels)
-    end = time.perf_counter()
-    model = model_seconds() - warm
-    return {"wall_s": end - start, "peak_rss_mib": peak_rss_mib(), "crops": crops, "labels": job["labels_out"],
-            "device": job.get("device", "cpu"), "precision": job.get("precision", "fp32"),
-            "stages_s": {"decode": decoded - start, "model": model,
-                         "blending": inferred - decoded - model, "writing": end - inferred}}
+    def infer(rgb: np.ndarray):
+        labels, crops = baseline_inference(rgb, predict)
+        return labels, {"crops": crops}
+
+    return _staged_run(job, infer, model_seconds)
 
 
 def run_tiler(job: dict) -> dict:
@@ -122,30 +132,20 @@ def run_tiler(job: dict) -> dict:
     The runtime's ONNX path needs onnxruntime-gpu for CUDA; this row shows what the
     tiler gives a PyTorch user on the same device, through the same sliding window.
     """
-    from bonemarrow.runtime.image_io import read_rgb
-    from bonemarrow.runtime.label_io import write_label_png
     from bonemarrow.runtime.tiling import sliding_window_inference
 
     tile = int(job.get("tile") or 512)
-    predict, model, config, model_seconds = _timed_torch_predict(job, tile)
     batch = int(job.get("batch_size", 4))
+    predict, model, model_seconds = _timed_torch_predict(job, tile)
     predict(np.full((batch, 3, tile, tile), 200, np.uint8))  # the batch shape the tiler will send
-    warm = model_seconds()
-    start = time.perf_counter()
-    rgb = read_rgb(job["image"]).rgb
-    decoded = time.perf_counter()
-    result = sliding_window_inference(rgb, predict, tile=tile, overlap=float(job.get("overlap", 0.25)),
-                                      batch_size=batch, divisor=int(model.divisor), blend="gaussian",
-                                      skip_background=True, pad_mode="constant")
-    inferred = time.perf_counter()
-    write_label_png(job["labels_out"], result.labels)
-    end = time.perf_counter()
-    model_s = model_seconds() - warm
-    return {"wall_s": end - start, "peak_rss_mib": peak_rss_mib(), "labels": job["labels_out"],
-            "device": job.get("device", "cpu"), "precision": job.get("precision", "fp32"),
-            "tiles_total": result.tiles_total, "tiles_skipped": result.tiles_skipped,
-            "stages_s": {"decode": decoded - start, "model": model_s,
-                         "blending": inferred - decoded - model_s, "writing": end - inferred}}
+
+    def infer(rgb: np.ndarray):
+        result = sliding_window_inference(rgb, predict, tile=tile, overlap=float(job.get("overlap", 0.25)),
+                                          batch_size=batch, divisor=int(model.divisor), blend="gaussian",
+                                          skip_background=True, pad_mode="constant")
+        return result.labels, {"tiles_total": result.tiles_total, "tiles_skipped": result.tiles_skipped}
+
+    return _staged_run(job, infer, model_seconds)
 
 
 def run_bmrun(job: dict) -> dict:

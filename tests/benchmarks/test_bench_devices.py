@@ -5,6 +5,8 @@ plan, the refusals and the tiler job (bm-run's tiling over PyTorch) on the CPU.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -49,7 +51,7 @@ def test_pytorch_fp16_is_cuda_only():
 
 
 def test_whole_image_rows_per_device(tmp_path, monkeypatch):
-    monkeypatch.setattr(whole_bench, "_ort_cuda_missing", lambda: "no CUDA provider here")
+    monkeypatch.setattr(whole_bench, "_ort_cuda_unusable", lambda model: "no CUDA provider here")
     onnx = {"fp32": tmp_path / "m.onnx", "int8": tmp_path / "m_int8.onnx"}
     configs, not_run = whole_bench.whole_configs(tmp_path / "c.pt", onnx, ["fp32", "int8", "fp16"],
                                                  ["cpu", "cuda"], 512)
@@ -66,11 +68,19 @@ def test_whole_image_rows_per_device(tmp_path, monkeypatch):
     # onnxruntime's CUDA rows are reported as not run, with the reason, instead of a figure
     assert not_run == {"bm-run fp32 cuda": "no CUDA provider here", "bm-run int8 cuda": "no CUDA provider here"}
 
-    monkeypatch.setattr(whole_bench, "_ort_cuda_missing", lambda: None)
+    monkeypatch.setattr(whole_bench, "_ort_cuda_unusable", lambda model: None)
     configs, not_run = whole_bench.whole_configs(tmp_path / "c.pt", onnx, ["fp32"], ["cuda"], 512)
     assert not_run == {}
     assert configs["bm-run fp32 cuda"] == ("bmrun", {"model": str(onnx["fp32"]), "provider": "cuda"}, "baseline cuda")
     assert "baseline" not in configs
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="needs an onnxruntime without a CUDA provider")
+def test_onnxruntime_cuda_rows_say_why_they_cannot_run():
+    shipped = Path(__file__).resolve().parents[2] / "models_onnx" / "bonemarrow_compact_int8.onnx"
+    reason = whole_bench._ort_cuda_unusable(shipped)
+    assert reason.startswith("this onnxruntime build has no CUDA provider") and "\n" not in reason
 
 
 def test_markdown_lists_rows_that_did_not_run_and_gpu_peaks():
