@@ -122,11 +122,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _errorbar(ax, xs, summaries, label):
+def _errorbar(ax, xs, summaries, label, colour=None):
     meds = [s["median"] for s in summaries]
     lo = [m - s["q1"] for m, s in zip(meds, summaries)]
     hi = [s["q3"] - m for m, s in zip(meds, summaries)]
-    ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, label=label)
+    ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, label=label, color=colour)
 
 
 def write_charts(report: dict, out: Path, machine: str) -> list[Path]:
@@ -140,13 +140,15 @@ def write_charts(report: dict, out: Path, machine: str) -> list[Path]:
     sections = report["sections"]
     if "tile" in sections:
         fig, axes = plt.subplots(1, len(sections["tile"]), figsize=(6 * len(sections["tile"]), 4), squeeze=False)
+        colours: dict[str, str] = {}  # one colour per backend across the presets' panels
         for ax, (preset, block) in zip(axes[0], sections["tile"].items()):
             groups: dict[str, list] = {}
             for r in block["rows"]:
                 if r["status"] == "ok":
                     groups.setdefault(f"{r['backend']} {r['precision']} {r['device']}", []).append(r)
             for label, rows in groups.items():
-                _errorbar(ax, [r["batch"] for r in rows], [r["ms_per_tile"] for r in rows], label)
+                colour = colours.setdefault(label, f"C{len(colours) % 10}")
+                _errorbar(ax, [r["batch"] for r in rows], [r["ms_per_tile"] for r in rows], label, colour)
             ax.set(title=f"{preset}: {block['tile']} px tiles", xlabel="batch size", ylabel="ms per tile (log)",
                    yscale="log")
             ax.set_xticks(sorted({r["batch"] for r in block["rows"] if r["status"] == "ok"}))
@@ -185,3 +187,24 @@ def write_charts(report: dict, out: Path, machine: str) -> list[Path]:
         written.append(_save(fig, out / f"{machine}_scaling.png"))
         plt.close(fig)
     return written
+
+
+def rerender(json_path: Path) -> list[Path]:
+    """MACHINE.md and the charts again from MACHINE.json (after a change to how reports look)."""
+    import json
+
+    from bonemarrow.runtime.atomic import write_text_atomic
+
+    report = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    out, machine = Path(json_path).parent, Path(json_path).stem
+    md = out / f"{machine}.md"
+    write_text_atomic(md, render_markdown(report))
+    return [md, *write_charts(report, out, machine)]
+
+
+if __name__ == "__main__":  # python -m bonemarrow.benchmarks.report benchmarks/results/MACHINE.json ...
+    import sys
+
+    for name in sys.argv[1:]:
+        for written in rerender(Path(name)):
+            print(written)

@@ -142,3 +142,16 @@ def test_model_without_checkpoint_is_refused(tmp_path):
     fake.write_bytes(b"x")
     result = CliRunner().invoke(main, ["--model", str(fake), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--checkpoint" in result.output
+
+
+def test_report_renders_again_from_its_json(bench, tmp_path):
+    out, _, _ = bench
+    copy = tmp_path / "test-box.json"
+    copy.write_bytes((out / "test-box.json").read_bytes())
+    from bonemarrow.benchmarks.report import rerender
+
+    written = rerender(copy)
+    assert (tmp_path / "test-box.md").read_text() == (out / "test-box.md").read_text()
+    assert {p.name for p in written} == {"test-box.md", "test-box_tiles.png", "test-box_whole.png",
+                                         "test-box_scaling.png"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written if p.suffix == ".png")
