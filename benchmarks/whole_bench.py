@@ -108,7 +108,7 @@ def _ort_cuda_unusable(model: Path) -> str | None:
     try:
         create_session(model, "cuda")
     except ProviderError as error:
-        return str(error).split("; use --provider")[0].removeprefix("--provider cuda: ")
+        return str(error)
     return None
 
 

@@ -80,7 +80,7 @@ def test_whole_image_rows_per_device(tmp_path, monkeypatch):
 def test_onnxruntime_cuda_rows_say_why_they_cannot_run():
     shipped = Path(__file__).resolve().parents[2] / "models_onnx" / "bonemarrow_compact_int8.onnx"
     reason = whole_bench._ort_cuda_unusable(shipped)
-    assert reason.startswith("this onnxruntime build has no CUDA provider") and "\n" not in reason
+    assert "no CUDA provider" in reason and "\n" not in reason
 
 
 def test_markdown_lists_rows_that_did_not_run_and_gpu_peaks():
