@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from bonemarrow.training.augment import AUGMENTATIONS
 from bonemarrow.training.models import BACKBONES, PRESETS
 
 _SETTING_DEFAULTS = {
@@ -37,7 +38,9 @@ _SETTING_DEFAULTS = {
 @click.option("--seed", type=int, default=None, help="Random seed; the same seed gives the same run (default 0).")
 @click.option("--mode", type=click.Choice(["joint", "sequential"]), default=None, help="Train both members together (default) or one after the other.")
 @click.option("--class-weights", default=None, help="Cross-entropy class weights: 'auto' or four numbers 'bg,bone,fat,other'.")
-@click.option("--no-augment", is_flag=True, help="Turn augmentation off (for debugging).")
+@click.option("--augment", type=click.Choice(list(AUGMENTATIONS)), default=None,
+              help="Augmentation preset (default robust: strong stain, hue, scale, blur and JPEG changes; "
+                   "basic: the first release's mild ones; none: for debugging).")
 @click.option("--backbone-weights", type=click.Path(dir_okay=False, exists=True), default=None, help="Local backbone state dict for DeepLabv3 (nothing is downloaded).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--no-amp", is_flag=True, help="Full precision on CUDA too.")
@@ -46,7 +49,7 @@ _SETTING_DEFAULTS = {
 @click.option("--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-validation lines.")
 def main(dataset, run_dir, preset, unet_features, backbone, members, steps, batch_size, crop, lr, weight_decay,
-         val_every, val_tile, seed, mode, class_weights, no_augment, backbone_weights, device, no_amp, resume,
+         val_every, val_tile, seed, mode, class_weights, augment, backbone_weights, device, no_amp, resume,
          stop_after, threads, quiet):
     """Train the ensemble on DATASET (images/, labels/, manifest.json) into RUN_DIR."""
     import torch
@@ -73,11 +76,11 @@ def main(dataset, run_dir, preset, unet_features, backbone, members, steps, batc
     given = {key for key, value in given_values.items() if value is not None}
     if overrides:
         given.add("model_overrides")
-    if no_augment:
+    if augment is not None:
         given.add("augment")
     settings = TrainSettings(
         **{key: (value if value is not None else _SETTING_DEFAULTS[key]) for key, value in given_values.items()},
-        model_overrides=overrides, augment=not no_augment, backbone_weights=backbone_weights,
+        model_overrides=overrides, augment=augment or "robust", backbone_weights=backbone_weights,
     )
     trainer = None
     try:

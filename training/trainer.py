@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from bonemarrow.runtime.atomic import write_text_atomic
-from bonemarrow.training.augment import AugmentConfig
+from bonemarrow.training.augment import AUGMENTATIONS, augmentation
 from bonemarrow.training.checkpoint import CheckpointError, model_from_payload, read_checkpoint, save_checkpoint
 from bonemarrow.training.data import CropSampler, DatasetError, check_crop_fits, describe, load_dataset
 from bonemarrow.training.losses import SegmentationLoss, parse_class_weights
@@ -63,10 +63,14 @@ class TrainSettings:
     mode: str = "joint"
     class_weights: str | None = None
     dice_weight: float = 1.0
-    augment: bool = True
+    augment: str = "robust"  # a preset of training.augment.AUGMENTATIONS
     backbone_weights: str | None = None
 
     def check(self) -> None:
+        if isinstance(self.augment, bool):  # runs saved before presets: on meant today's `basic`
+            self.augment = "basic" if self.augment else "none"
+        if self.augment not in AUGMENTATIONS:
+            raise TrainingError(f"--augment must be one of {sorted(AUGMENTATIONS)}, got {self.augment!r}")
         if self.mode not in MODES:
             raise TrainingError(f"--mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.steps < 1 or self.val_every < 1:
@@ -184,7 +188,7 @@ class Trainer:
             parse_class_weights(settings.class_weights, self.dataset.class_pixel_counts("train")), settings.dice_weight
         )
         self.sampler = CropSampler(self.dataset.split("train"), settings.crop, settings.seed,
-                                   AugmentConfig() if settings.augment else AugmentConfig.none())
+                                   augmentation(settings.augment))
         self.step = 0
         self.history: list[dict] = []
         self.best = {"density_error": math.inf, "val_loss": math.inf}
