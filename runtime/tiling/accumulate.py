@@ -1,7 +1,8 @@
 """Blending: weighted probability sums for a band of rows, turned into labels as rows finish.
 
 Only the rows a later tile can still touch are held, so memory grows with the
-image's width, not its area.
+image's width, not its area. Rows that no tile touched (skipped glass) are never
+held at all: they come out as background in bands of the caller's choosing.
 """
 from __future__ import annotations
 
@@ -49,19 +50,26 @@ class BandAccumulator:
         self.weight[r:r + h, x:x + w] += importance
 
     def pop(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
-        """Remove rows [lo, upto) and return copies of (acc, weight) for them (zeros where nothing landed)."""
-        count = upto - self.lo
-        if count <= 0:
-            return np.zeros((self.classes, 0, self.width), np.float32), np.zeros((0, self.width), np.float32)
-        self._grow(upto)
-        acc, weight = self.acc[:, :count].copy(), self.weight[:count].copy()
-        rest = self.rows - count
-        if rest > 0:
-            self.acc[:, :rest] = self.acc[:, count:self.rows].copy()
-            self.weight[:rest] = self.weight[count:self.rows].copy()
-        self.acc[:, rest:self.rows] = 0.0
-        self.weight[rest:self.rows] = 0.0
-        self.lo, self.rows = upto, rest
+        """Remove rows [lo, upto) and return (acc, weight) for them (zeros where nothing landed).
+
+        Rows past those held are returned as zeros without being held, so a caller
+        that pops in bounded steps keeps memory bounded across long empty stretches.
+        """
+        count = max(0, upto - self.lo)
+        held = min(count, self.rows)
+        acc = np.zeros((self.classes, count, self.width), np.float32)
+        weight = np.zeros((count, self.width), np.float32)
+        if held:
+            acc[:, :held] = self.acc[:, :held]
+            weight[:held] = self.weight[:held]
+            rest = self.rows - held
+            if rest > 0:
+                self.acc[:, :rest] = self.acc[:, held:self.rows].copy()
+                self.weight[:rest] = self.weight[held:self.rows].copy()
+            self.acc[:, rest:self.rows] = 0.0
+            self.weight[rest:self.rows] = 0.0
+            self.rows = rest
+        self.lo += count
         return acc, weight
 
 

@@ -6,8 +6,9 @@ the overlapping probabilities are blended with an importance map (accumulate.py)
 
 Memory stays bounded: tiles run top to bottom and the accumulator holds only the
 rows a later tile can still touch. As soon as no pending tile reaches a row, it is
-turned into labels and handed to every BandSink; peak memory is
-O(width x (tile + stride) x classes), not O(width x height x classes).
+turned into labels and handed to every BandSink; rows no tile touches (glass the
+tissue detector skipped) stream out as background in bands no taller than a tile.
+Peak memory is O(width x (tile + stride) x classes), whatever the image's height.
 Pixels come from an ImageSource, one tile's rectangle at a time, so readers and
 writers for images larger than memory plug in.
 
@@ -122,17 +123,19 @@ def run_tiled(
     emitted = 0  # rows of the real image already handed to the sinks
 
     def emit(upto: int) -> None:
-        """Finish rows [emitted, upto) and hand them to every sink."""
+        """Finish rows [emitted, upto) in bands of at most one tile's height."""
         nonlocal emitted
         upto = min(upto, grid.height)
-        if upto <= emitted:
-            return
-        acc, weight = accumulator.pop(upto)
-        labels, probs = finish_rows(acc[:, :, :grid.width], weight[:, :grid.width], want_probs)
-        for sink in sinks:
-            sink.write(emitted, labels, probs)
-        emitted = upto
+        while emitted < upto:
+            stop = min(upto, emitted + grid.tile_h)
+            acc, weight = accumulator.pop(stop)
+            labels, probs = finish_rows(acc[:, :, :grid.width], weight[:, :grid.width], want_probs)
+            for sink in sinks:
+                sink.write(emitted, labels, probs)
+            emitted = stop
 
+    if banded and keep:
+        emit(keep[0].y)  # glass above the first tile that runs
     for start in range(0, len(keep), config.batch_size):
         batch_tiles = keep[start:start + config.batch_size]
         batch = np.stack([read_tile(source, grid, t, config.pad_mode, config.pad_value) for t in batch_tiles])
