@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from bonemarrow.runtime.image_io import MAX_PIXELS_ENV
-from bonemarrow.runtime.models import ENV_VAR, default_model_path
+from bonemarrow.runtime.model import ENV_VAR, default_model_path
 
 APP_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 

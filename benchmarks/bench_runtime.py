@@ -104,24 +104,26 @@ def peak_rss_mb() -> float:
 
 def run_one(config: str, model: Path, image_path: Path, threads: int, batch: int, repeats: int) -> dict:
     """One configuration in this process (called in a fresh subprocess by main, so peak RSS is its own)."""
+    from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.segmenter import Segmenter
-    from bonemarrow.runtime.tiling import sliding_window_inference
+    from bonemarrow.runtime.tiling import TilingConfig, sliding_window_inference
 
     options = CONFIGS[config]
     image = np.load(image_path)
     height, width = image.shape[:2]
-    segmenter = Segmenter(model, "cpu", threads=threads, batch_size=batch)
-    segmenter.segment(image[:512, :1024])  # warm up the session
+    loaded = open_model(model, "cpu", threads)
+    tiling = TilingConfig(batch_size=batch).resolved(loaded.info)
+    Segmenter(loaded, tiling).segment(image[:512, :1024])  # warm up the session
     rss_before = peak_rss_mb()
     walls, model_times, result = [], [], None
     for _ in range(repeats):
-        segmenter._timer.seconds = 0.0
+        model_before = loaded.model_seconds
         start = time.perf_counter()
         result = sliding_window_inference(
-            image, segmenter.predict, tile=segmenter.tile, overlap=segmenter.overlap, batch_size=batch,
-            divisor=segmenter.info.divisor, skip_background=options["skip_background"], banded=options["banded"])
+            image, loaded.predict, tile=tiling.tile, overlap=tiling.overlap, batch_size=batch,
+            divisor=loaded.info.divisor, skip_background=options["skip_background"], banded=options["banded"])
         walls.append(time.perf_counter() - start)
-        model_times.append(segmenter._timer.seconds)
+        model_times.append(loaded.model_seconds - model_before)
     best = int(np.argmin(walls))
     glass = float((result.labels == 0).mean())
     return {

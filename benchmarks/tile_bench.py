@@ -40,7 +40,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
     import torch
 
     from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
-    from bonemarrow.runtime.session import ProviderError, create_session
+    from bonemarrow.runtime.providers import ProviderError, open_session
 
     rows = [("pytorch", "fp32", "cpu", torch_predict(models.torch_model, "cpu"), "")]
     for precision in ("fp32", "int8", "fp16"):
@@ -49,7 +49,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
             if precision in models.missing:
                 rows.append(("onnxruntime", precision, "cpu", None, models.missing[precision]))
             continue
-        session, _ = create_session(path, "cpu", threads)
+        session, _ = open_session(path, "cpu", threads)
         rows.append(("onnxruntime", precision, "cpu", _ort_predict(session, INPUT_NAME, OUTPUT_NAME), ""))
     if torch.cuda.is_available():
         import copy
@@ -62,7 +62,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
         rows.append(("pytorch", "fp32", "cuda", None, "no CUDA device visible to PyTorch"))
     for precision, path in models.onnx.items():
         try:
-            session, _ = create_session(path, "cuda")
+            session, _ = open_session(path, "cuda")
         except ProviderError as error:
             rows.append(("onnxruntime", precision, "cuda", None, _first_line(error)))
             continue

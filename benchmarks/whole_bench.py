@@ -103,10 +103,10 @@ def whole_configs(checkpoint: Path, onnx: dict[str, Path], precisions: list[str]
 
 def _ort_cuda_unusable(model: Path) -> str | None:
     """Why onnxruntime cannot run `model` on CUDA here (the runtime's own provider check), or None."""
-    from bonemarrow.runtime.session import ProviderError, create_session
+    from bonemarrow.runtime.providers import ProviderError, open_session
 
     try:
-        create_session(model, "cuda")
+        open_session(model, "cuda")
     except ProviderError as error:
         return str(error)
     return None

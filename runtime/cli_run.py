@@ -40,9 +40,10 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
     Images with more pixels than the limit (default {limit:,}; ${env}) are refused.
     """
     from bonemarrow.runtime.contract import ModelContractError
+    from bonemarrow.runtime.model import default_model_path, open_model
     from bonemarrow.runtime.pipeline import run_batch
-    from bonemarrow.runtime.segmenter import Segmenter
-    from bonemarrow.runtime.session import InstallError, ProviderError
+    from bonemarrow.runtime.providers import InstallError, ProviderError
+    from bonemarrow.runtime.tiling import TilingConfig
 
     try:
         max_pixels = max_pixels_default()
@@ -53,14 +54,14 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
         _err("error: no PNG, JPEG or TIFF images found in " + ", ".join(map(str, inputs)))
         sys.exit(1)
     try:
-        segmenter = Segmenter(model, provider, tile=tile, overlap=overlap, batch_size=batch,
-                              skip_background=not no_skip_background)
+        config = TilingConfig(tile=tile, overlap=overlap, batch_size=batch, skip_background=not no_skip_background)
+        loaded = open_model(model if model is not None else default_model_path(), provider)
     except (FileNotFoundError, ModelContractError, ProviderError, InstallError, ValueError) as exc:
         _err(f"error: {exc}")
         sys.exit(2)
     if not quiet:
-        _err(segmenter.choice_line)
-    report = run_batch(segmenter, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
+        _err(loaded.choice.describe())
+    report = run_batch(loaded, config, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
                        log=(lambda line: None) if quiet else _err, error=_err, show_progress=not quiet,
                        missing=missing)
     if not quiet and report.images:

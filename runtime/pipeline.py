@@ -25,8 +25,10 @@ from bonemarrow.runtime.image_io import ImageReadError, LoadedImage, read_rgb, w
 from bonemarrow.runtime.json_io import json_safe
 from bonemarrow.runtime.label_io import write_label_png
 from bonemarrow.runtime.labels import CLASSES
+from bonemarrow.runtime.model import LoadedModel
 from bonemarrow.runtime.overlay import overlay
 from bonemarrow.runtime.segmenter import Segmentation, Segmenter
+from bonemarrow.runtime.tiling import TilingConfig
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -153,7 +155,8 @@ def _write_outputs(outdir: Path, name: str, loaded: LoadedImage, result: Segment
 
 
 def run_batch(
-    segmenter: Segmenter,
+    model: LoadedModel,
+    config: TilingConfig,
     items: list[tuple[Path, str]],
     outdir: str | Path,
     *,
@@ -169,10 +172,12 @@ def run_batch(
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    info = segmenter.info
-    book = ResultsBook(outdir, {"path": str(info.path), "sha256": info.sha256}, segmenter.provider,
-                       {"tile": segmenter.tile, "overlap": segmenter.overlap, "batch": segmenter.batch_size,
-                        "skip_background": segmenter.skip_background, "divisor": info.divisor})
+    info = model.info
+    config = config.resolved(info)
+    segmenter = Segmenter(model, config)
+    book = ResultsBook(outdir, {"path": str(info.path), "sha256": model.sha256}, model.provider,
+                       {"tile": config.tile, "overlap": config.overlap, "batch": config.batch_size,
+                        "skip_background": config.skip_background, "divisor": info.divisor})
     if not overwrite:
         book.load_previous()
     report = BatchReport()
@@ -217,7 +222,7 @@ def run_batch(
         except OSError as exc:
             fail(path, name, f"cannot write outputs ({exc.strerror or exc})")
             return
-        record = image_record(path, name, loaded, result, info.sha256)
+        record = image_record(path, name, loaded, result, model.sha256)
         book.add(record)
         report.images[name] = record
         report.processed += 1

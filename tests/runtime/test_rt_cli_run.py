@@ -14,6 +14,7 @@ from test_rt_image_io import huge_png_header
 from bonemarrow.runtime import pipeline
 from bonemarrow.runtime.cli_run import main
 from bonemarrow.runtime.label_io import read_label_png
+from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.segmenter import Segmenter
 
 
@@ -43,7 +44,7 @@ def test_outputs_and_results_match_the_python_api(setup):
     assert [r["name"] for r in document["images"]] == ["scan0", "scan1", "scan2"]
     assert document["failures"] == [] and document["provider"] == "CPUExecutionProvider"
     assert document["model"]["path"] == str(model) and len(document["model"]["sha256"]) == 64
-    segmenter = Segmenter(model, "cpu")
+    segmenter = Segmenter(open_model(model, "cpu"))
     for record in document["images"]:
         rgb = cv2.imread(str(inputs / f"{record['name']}.png"))[..., ::-1]
         expected = segmenter.segment(np.ascontiguousarray(rgb))
@@ -155,9 +156,9 @@ def test_model_and_provider_errors_are_usage_errors(setup):
 
 def test_default_model_missing_tells_to_pass_model(setup, monkeypatch):
     tmp, _, inputs = setup
-    from bonemarrow.runtime import models
+    from bonemarrow.runtime import model
     monkeypatch.delenv("BONEMARROW_MODEL", raising=False)
-    monkeypatch.setattr(models, "bundled_model_path", lambda: tmp / "nope.onnx")
+    monkeypatch.setattr(model, "bundled_model_path", lambda: tmp / "nope.onnx")
     result = run(inputs, "-o", tmp / "out")
     assert result.exit_code == 2 and "--model" in result.stderr
 
