@@ -16,12 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bonemarrow.runtime.image_io import LoadedImage, decode_rgb
-from bonemarrow.runtime.label_io import encode_label_png
+from bonemarrow.runtime.batch.results import image_record, render_csv
+from bonemarrow.runtime.io.labels import encode_label_png
+from bonemarrow.runtime.io.readers import LoadedImage, decode_rgb
+from bonemarrow.runtime.io.writers import DEFAULT_WRITERS, LabelPngWriter
 from bonemarrow.runtime.labels import CLASSES, COLORS, TISSUE_CLASSES, colorize
 from bonemarrow.runtime.model import LoadedModel, default_model_path
 from bonemarrow.runtime.overlay import overlay
-from bonemarrow.runtime.pipeline import image_record, output_paths, render_csv
 from bonemarrow.runtime.segmenter import Segmentation, Segmenter
 from bonemarrow.runtime.tiling import Progress, TilingConfig
 
@@ -110,7 +111,7 @@ class Analysis:
     # ------------------------------------------------------------ downloads
     @property
     def label_file_name(self) -> str:
-        return output_paths(Path("."), self.stem)[0].name
+        return LabelPngWriter().filename(self.stem)
 
     @property
     def csv_file_name(self) -> str:
@@ -122,7 +123,9 @@ class Analysis:
 
     def results_csv(self) -> str:
         """The results row, with the same columns as bm-run's results.csv."""
-        record = image_record(Path(self.name), self.stem, self.loaded, self.segmentation, self.model_sha256)
+        files = {writer.key: writer.filename(self.stem) for writer in DEFAULT_WRITERS}
+        record = image_record(Path(self.name), self.stem, self.segmentation, self.loaded.notes, self.model_sha256,
+                              files)
         return render_csv([record])
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from bonemarrow.runtime.image_io import MAX_PIXELS_ENV
+from bonemarrow.runtime.io.readers import MAX_PIXELS_ENV
 from bonemarrow.runtime.model import ENV_VAR, default_model_path
 
 APP_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"

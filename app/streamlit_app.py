@@ -15,7 +15,7 @@ import streamlit as st
 from bonemarrow.app.analysis import (MAX_OVERLAP, UPLOAD_TYPES, Analysis, analyse, find_model, percent,
                                      upload_key)
 from bonemarrow.runtime.contract import ModelContractError
-from bonemarrow.runtime.image_io import MAX_PIXELS_ENV, ImageReadError, max_pixels_default
+from bonemarrow.runtime.io.readers import MAX_PIXELS_ENV, ImageReadError, max_pixels_default
 from bonemarrow.runtime.model import LoadedModel, open_model
 from bonemarrow.runtime.providers import PROVIDERS, InstallError, ProviderError
 from bonemarrow.runtime.tiling import TilingConfig

@@ -25,7 +25,7 @@ STAGES = ("decode", "model", "blending", "writing")
 
 def write_scan(workdir: Path, width: int, height: int, seed: int = 7) -> tuple[Path, np.ndarray, np.ndarray]:
     """A synthetic biopsy PNG and its ground truth (rgb and labels kept in memory too)."""
-    from bonemarrow.runtime.image_io import write_rgb_png
+    from bonemarrow.runtime.io.writers import write_rgb_png
     from bonemarrow.training.synth import generate_biopsy
 
     rgb, labels = generate_biopsy(seed, width, height)
@@ -117,7 +117,7 @@ def bench_whole(*, checkpoint: Path, onnx: dict[str, Path], trained: bool, width
                 progress: Callable[[str], None] | None = None, devices: list[str] = ("cpu",),
                 tile: int = 512) -> dict:
     """Baseline vs bm-run (one row per ONNX precision asked for) on one synthetic scan, per device."""
-    from bonemarrow.runtime.label_io import read_label_png
+    from bonemarrow.runtime.io.labels import read_label_png
 
     image, rgb, truth = write_scan(workdir, width, height)
     del rgb

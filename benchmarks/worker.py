@@ -92,8 +92,8 @@ def _timed_torch_predict(job: dict, warmup_size: int):
 
 def _staged_run(job: dict, infer, model_seconds) -> dict:
     """Decode job["image"], infer(rgb) -> (labels, extra result keys), write the label PNG; time each stage."""
-    from bonemarrow.runtime.image_io import read_rgb
-    from bonemarrow.runtime.label_io import write_label_png
+    from bonemarrow.runtime.io.readers import read_rgb
+    from bonemarrow.runtime.io.labels import write_label_png
 
     warm = model_seconds()
     start = time.perf_counter()
@@ -150,11 +150,12 @@ def run_tiler(job: dict) -> dict:
 
 def run_bmrun(job: dict) -> dict:
     """bm-run's defaults through the batch pipeline (threads overlap decode, model and writing)."""
-    from bonemarrow.runtime.image_io import read_rgb, write_rgb_png
-    from bonemarrow.runtime.label_io import read_label_png, write_label_png
+    from bonemarrow.runtime.batch.local import run_batch
+    from bonemarrow.runtime.io.labels import read_label_png, write_label_png
+    from bonemarrow.runtime.io.readers import read_rgb
+    from bonemarrow.runtime.io.writers import LabelPngWriter, write_rgb_png
     from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.overlay import overlay
-    from bonemarrow.runtime.pipeline import output_paths, run_batch
     from bonemarrow.runtime.tiling import TilingConfig
 
     model = open_model(job["model"], job.get("provider", "cpu"), int(job["threads"]))
@@ -173,7 +174,7 @@ def run_bmrun(job: dict) -> dict:
     t0 = time.perf_counter()
     loaded = read_rgb(image)
     t1 = time.perf_counter()
-    labels_path, _ = output_paths(outdir, "scan")
+    labels_path = outdir / LabelPngWriter().filename("scan")
     labels = read_label_png(labels_path)
     t2 = time.perf_counter()
     write_label_png(outdir / "rewrite_labels.png", labels)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bonemarrow.app.analysis import analyse, find_model, percent, preview, upload_key
-from bonemarrow.runtime.label_io import read_label_png
-from bonemarrow.runtime.image_io import ImageReadError
+from bonemarrow.runtime.io.labels import read_label_png
+from bonemarrow.runtime.io.readers import ImageReadError
 from bonemarrow.runtime.metrics import class_counts
 from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.tiling import TilingConfig

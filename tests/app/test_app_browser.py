@@ -39,7 +39,7 @@ if not CHROMIUM.is_file():
 from app_fixtures import encode  # noqa: E402
 
 from bonemarrow.app.analysis import percent  # noqa: E402
-from bonemarrow.runtime.label_io import read_label_png  # noqa: E402
+from bonemarrow.runtime.io.labels import read_label_png  # noqa: E402
 from bonemarrow.runtime.model import open_model  # noqa: E402
 from bonemarrow.runtime.segmenter import Segmenter  # noqa: E402
 

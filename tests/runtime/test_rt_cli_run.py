@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 import rt_models
 from conftest import tissue_image
-from test_rt_image_io import huge_png_header
-from bonemarrow.runtime import pipeline
-from bonemarrow.runtime.cli_run import main
-from bonemarrow.runtime.label_io import read_label_png
+from test_rt_readers import huge_png_header
+from bonemarrow.runtime.cli.run import main
+from bonemarrow.runtime.io import writers
+from bonemarrow.runtime.io.labels import read_label_png
 from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.segmenter import Segmenter
 
@@ -115,7 +115,7 @@ def test_a_different_model_does_not_count_as_finished(setup, tmp_path):
 def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monkeypatch):
     tmp, model, inputs = setup
     out = tmp / "out"
-    real = pipeline.write_rgb_png
+    real = writers.write_rgb_png
     calls = {"n": 0}
 
     def interrupted(path, rgb, *args, **kwargs):
@@ -127,7 +127,7 @@ def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monke
                 raise KeyboardInterrupt
         return real(path, rgb, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "write_rgb_png", interrupted)
+    monkeypatch.setattr(writers, "write_rgb_png", interrupted)
     interrupted_run = run(inputs, "-o", out, "--model", model, "--quiet")
     assert interrupted_run.exit_code == 1 and "Aborted" in interrupted_run.stderr  # click's Ctrl-C handling
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -135,7 +135,7 @@ def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monke
     recorded = [r["name"] for r in document["images"]]
     assert "scan0" in recorded and "scan1" not in recorded  # the interrupted image is not recorded ...
     assert not (out / "scan1_overlay.png").exists()  # ... and left no output under its final name
-    monkeypatch.setattr(pipeline, "write_rgb_png", real)
+    monkeypatch.setattr(writers, "write_rgb_png", real)
     result = run(inputs, "-o", out, "--model", model)
     assert f"done: {3 - len(recorded)} segmented, {len(recorded)} already finished" in result.stderr
 
