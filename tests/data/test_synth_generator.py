@@ -231,3 +231,12 @@ def test_portrait_images_hold_the_core_along_the_long_side():
     _, labels = generate_biopsy(4, 300, 700)
     ys, xs = np.nonzero(labels != BACKGROUND)
     assert ys.std() > 1.5 * xs.std()
+
+
+def test_the_documented_ranges_are_the_code():
+    from pathlib import Path
+
+    from bonemarrow.training.synth.style import ranges_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "synthetic.md").read_text()
+    assert ranges_table() in doc, "regenerate the table: python -m bonemarrow.training.synth.style"

@@ -72,13 +72,12 @@ def chance(p: float) -> Span:
 class SynthRanges:
     """Every per-image parameter's range. The defaults are the training profile."""
 
-    # Imaging scale: every length below is multiplied by it (0.5 = a 2x coarser scan).
-    scale: Span = span(0.55, 1.8)
+    scale: Span = span(0.55, 1.8)               # pixel scale: every length is multiplied by it (0.5 = 2x coarser)
     # -- bone
     bone_density: Span = span(0.02, 0.45)      # target share of the core; 0 with p_no_bone
-    p_no_bone: Span = chance(0.08)
+    p_no_bone: Span = chance(0.08)              # a section without trabeculae
     trabecula_thickness: Span = span(40, 115)   # px
-    p_cortex: Span = chance(0.3)
+    p_cortex: Span = chance(0.3)                # a cortical plate along one side of the core
     p_end_cortex: Span = chance(0.25)           # cortical pieces at the core's ends
     erosion: Span = span(0.0, 7.0)              # px amplitude of scalloped (eroded) bone edges
     p_crushed: Span = chance(0.15)              # cracked, fragmented trabeculae
@@ -97,41 +96,41 @@ class SynthRanges:
     # -- background inside tissue
     lumens: Span = span(0.3, 3.0)               # vessel and sinusoid lumens per megapixel of core
     lumen_radius: Span = span(12, 150)          # px: from smaller than a large adipocyte upwards
-    p_lumen_wall: Span = chance(0.7)
-    p_lumen_blood: Span = chance(0.4)
-    tears: Span = span(0.0, 1.3)
-    holes: Span = span(0.0, 2.0)
+    p_lumen_wall: Span = chance(0.7)            # lumens with a visible wall (other); else 30 % of them
+    p_lumen_blood: Span = chance(0.4)           # lumens that may hold pooled blood (other)
+    tears: Span = span(0.0, 1.3)                # cracks through the section (background), relative rate
+    holes: Span = span(0.0, 2.0)                # small holes (background), relative rate
     # -- marrow
     nucleus_size: Span = span(0.8, 1.5)         # blob sigma, px
     nuclear_density: Span = span(0.3, 0.95)     # higher = fewer nuclei
-    marrow_haematoxylin: Span = span(0.08, 0.24)
+    marrow_haematoxylin: Span = span(0.08, 0.24)  # cytoplasm haematoxylin (bluer marrow)
     marrow_eosin: Span = span(0.12, 0.55)       # purple-blue .. magenta-pink marrow
     red_cells: Span = span(1.6, 2.7)            # higher = fewer red cells
     megakaryocytes: Span = span(0.0, 14.0)      # per megapixel
     haemorrhage: Span = span(0.0, 0.35)         # share of marrow flooded with red cells
     fibrosis: Span = span(0.0, 0.25)            # share of marrow in fibrotic streaks
     # -- stain and light
-    haematoxylin_strength: Span = span(0.55, 1.6)
-    eosin_strength: Span = span(0.55, 1.6)
+    haematoxylin_strength: Span = span(0.55, 1.6)  # faded .. over-stained nuclei
+    eosin_strength: Span = span(0.55, 1.6)      # faded .. over-stained cytoplasm and bone
     stain_drift: Span = span(0.0, 0.35)         # slow variation of both within the slide
     haematoxylin_hue: Span = span(-1.0, 1.0)    # -1 blue .. +1 purple
     eosin_hue: Span = span(-1.0, 1.0)           # -1 magenta .. +1 orange-red
     white_balance: Span = span(-1.0, 1.0)       # -1 cold (blue) .. +1 warm (yellow)
-    lamp: Span = span(228, 254)
+    lamp: Span = span(228, 254)                 # brightness of the light source (grey levels)
     glass_density: Span = span(0.0, 0.09)       # white .. grey glass
-    glass_yellow: Span = span(0.0, 0.07)
+    glass_yellow: Span = span(0.0, 0.07)        # a yellow cast of old mounting medium
     # -- optics and artefacts
-    blur: Span = span(0.3, 1.5)
+    blur: Span = span(0.3, 1.5)                 # focus blur everywhere (sigma, px)
     soft_focus: Span = span(0.2, 2.6)           # extra blur over slowly varying regions
-    noise: Span = span(0.003, 0.02)
-    p_fold: Span = chance(0.15)
-    p_jpeg: Span = chance(0.3)
-    jpeg_quality: Span = span(35, 92)
-    p_stitching: Span = chance(0.2)
-    p_dust: Span = chance(0.5)
-    p_pen: Span = chance(0.1)
-    p_bubble: Span = chance(0.1)
-    p_low_resolution: Span = chance(0.15)
+    noise: Span = span(0.003, 0.02)             # sensor noise (optical density)
+    p_fold: Span = chance(0.15)                 # a tissue fold: a band of doubled stain
+    p_jpeg: Span = chance(0.3)                  # saved as JPEG
+    jpeg_quality: Span = span(35, 92)           # JPEG quality when saved as JPEG
+    p_stitching: Span = chance(0.2)             # scanner tiles with slightly different gains
+    p_dust: Span = chance(0.5)                  # dust specks and fibres on the glass
+    p_pen: Span = chance(0.1)                   # a marker stroke or dot beside the core
+    p_bubble: Span = chance(0.1)                # an air bubble under the coverslip
+    p_low_resolution: Span = chance(0.15)       # the look of a scan saved small and enlarged
     low_resolution: Span = span(1.5, 3.5)       # downsampling factor of the low-resolution look
 
     def replace(self, **changes: Span) -> "SynthRanges":
@@ -226,3 +225,38 @@ def lamp_rgb(style: Style) -> np.ndarray:
     warm = float(style.white_balance)
     tint = np.array([1 + 0.035 * warm, 1.0, 1 - 0.05 * warm])
     return float(style.lamp) * tint / max(1.0, float(tint.max() * style.lamp) / 255.0)
+
+
+def _interval_text(value: Span, name: str) -> str:
+    if name.startswith("p_"):
+        return f"{value.low:g}"
+    return " or ".join(f"{low:g} to {high:g}" for low, high in value.intervals)
+
+
+def ranges_table() -> str:
+    """The Markdown table of every parameter's training and shifted ranges (docs/synthetic.md quotes it)."""
+    comments = _field_comments()
+    rows = ["| parameter | training | shifted hold-out | meaning |", "|---|---|---|---|"]
+    for item in fields(TRAIN):
+        train, shifted = getattr(TRAIN, item.name), getattr(SHIFTED, item.name)
+        shifted_text = _interval_text(shifted, item.name) if shifted != train else "same"
+        name = f"{item.name} (probability)" if item.name.startswith("p_") else item.name
+        rows.append(f"| {name} | {_interval_text(train, item.name)} | {shifted_text} | {comments.get(item.name, '')} |")
+    return "\n".join(rows)
+
+
+def _field_comments() -> dict[str, str]:
+    """The trailing comments of SynthRanges' fields, read from this file (one source for code and docs)."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(SynthRanges).splitlines():
+        match = re.match(r"\s+(\w+): Span = .*#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+if __name__ == "__main__":
+    print(ranges_table())
