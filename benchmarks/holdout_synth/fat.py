@@ -1,0 +1,109 @@
+"""Adipocytes as packed polygons: a Voronoi tessellation of jittered lattice seeds.
+
+Fat cells press against each other, so in confluent fat they are polygons
+sharing thin membranes; an adipocyte alone among haematopoietic cells is
+rounder. Seeds sit on a jittered hexagonal lattice with some removed (which
+lets neighbours grow larger), each seed becomes fat with probability
+1 - local cellularity, and its Voronoi cell (bounded by the non-fat seeds too)
+is its outline; isolated cells get rounded corners and shrink a little, and a
+few collapse into wrinkled outlines with folds. The white inside and the
+membrane are both labelled fat.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .geometry import chaikin, disc, draw_polylines, erode, fill_polygons, inside, jittered_hex, random_walk_curve
+from .params import SlideParams
+from .zones import Zones
+
+
+@dataclass
+class FatGeometry:
+    mask: np.ndarray          # (H, W) bool: labelled fat
+    membrane: np.ndarray      # (H, W) bool: the pink membranes (part of `mask`)
+    diameters: list[float] = field(default_factory=list)
+
+    @property
+    def interior(self) -> np.ndarray:
+        return self.mask & ~self.membrane
+
+
+def _wrinkle(rng: np.random.Generator, poly: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """A partly collapsed adipocyte: the outline caves in at a few places."""
+    rel = poly - centre
+    theta = np.arctan2(rel[:, 1], rel[:, 0])
+    k = rng.integers(3, 8)
+    dent = rng.uniform(0.12, 0.35) * np.clip(np.sin(k * theta + rng.uniform(0, 6.3)), 0, None) ** 2
+    return centre + rel * (1 - dent)[:, None]
+
+
+def _roundish(poly: np.ndarray, keep: float) -> np.ndarray:
+    """Pull an outline's radii towards their mean (keep=0: a circle, 1: unchanged)."""
+    centroid = poly.mean(axis=0)
+    rel = poly - centroid
+    r = np.hypot(rel[:, 0], rel[:, 1])
+    target = r.mean() + (r - r.mean()) * keep
+    return centroid + rel * (target / np.maximum(r, 1e-6))[:, None]
+
+
+def make_fat(rng: np.random.Generator, allowed: np.ndarray, zones: Zones, p: SlideParams) -> FatGeometry:
+    h, w = allowed.shape
+    s = p.scale
+    ys, xs = np.nonzero(allowed)
+    if len(xs) == 0:
+        return FatGeometry(np.zeros((h, w), bool), np.zeros((h, w), bool))
+    step = p.fat_diameter * s * 0.93
+    seeds = jittered_hex(rng, xs.min(), ys.min(), xs.max(), ys.max(), step, 0.33)
+    # Thin the lattice unevenly: where more seeds go, neighbours grow into bigger cells.
+    patches = rng.uniform(0, 1, (4, 4))
+    px = np.clip(((seeds[:, 0] - xs.min()) / max(xs.max() - xs.min(), 1) * 3.999).astype(int), 0, 3)
+    py = np.clip(((seeds[:, 1] - ys.min()) / max(ys.max() - ys.min(), 1) * 3.999).astype(int), 0, 3)
+    seeds = seeds[rng.random(len(seeds)) > 0.08 + 0.25 * patches[py, px]]
+    seeds = seeds[inside(seeds, allowed)]
+    if len(seeds) == 0:
+        return FatGeometry(np.zeros((h, w), bool), np.zeros((h, w), bool))
+    xi = seeds[:, 0].round().astype(int)
+    yi = seeds[:, 1].round().astype(int)
+    cell = zones.cellularity[yi, xi]
+    is_fat = (rng.random(len(seeds)) < (1.0 - cell) ** 0.9) & ~zones.fibrosis[yi, xi]
+    pad = 2 * max(w, h)
+    subdiv = cv2.Subdiv2D((-pad, -pad, w + 2 * pad, h + 2 * pad))
+    ids = [subdiv.insert((float(x), float(y))) for x, y in seeds.astype(np.float32)]
+    fat_ids = [ids[k] for k in np.flatnonzero(is_fat)]
+    polys, diameters, folds = [], [], []
+    if fat_ids:
+        facets, centres = subdiv.getVoronoiFacetList(fat_ids)
+        for facet, centre, local in zip(facets, centres, cell[is_fat]):
+            poly = np.asarray(facet, dtype=np.float64)
+            centre = np.asarray(centre, dtype=np.float64)
+            # Cells at the edge of the seed set (the core's edge, beside bone) are unbounded: cap them.
+            rel = poly - centre
+            reach = np.hypot(rel[:, 0], rel[:, 1])
+            cap = step * rng.uniform(0.55, 0.75)
+            poly = centre + rel * (np.minimum(reach, cap) / np.maximum(reach, 1e-6))[:, None]
+            # Corners round off; an adipocyte among haematopoietic cells is rounder and a little smaller.
+            poly = chaikin(poly, 2)
+            if local > 0.45:
+                poly = _roundish(chaikin(poly, 1), rng.uniform(0.3, 0.7))
+                poly = centre + (poly - centre) * rng.uniform(0.55, 0.95)
+            if rng.random() < 0.08:
+                poly = _wrinkle(rng, poly, centre)
+                radius = np.sqrt(cv2.contourArea(poly.astype(np.float32)) / np.pi)
+                start = poly[rng.integers(0, len(poly))]
+                heading = np.arctan2(*(centre - start)[::-1]) + rng.normal(0, 0.4)
+                folds.append(random_walk_curve(rng, start, heading, radius * rng.uniform(0.4, 1.1), 2.0, 0.15))
+            polys.append(poly)
+            diameters.append(float(2 * np.sqrt(cv2.contourArea(poly.astype(np.float32)) / np.pi)))
+    fill = fill_polygons((h, w), polys)
+    # Tiny gaps where rounded corners meet are membrane too (a pink node), not marrow.
+    closed = cv2.morphologyEx(fill, cv2.MORPH_CLOSE, disc(max(int(round(1.5 * s)), 1))) > 0
+    fat = closed & allowed
+    thickness = 1 if (s < 1.15 or rng.random() < 0.6) else 2
+    outline = draw_polylines(np.zeros((h, w), np.uint8), polys, 1, thickness, closed=True)
+    draw_polylines(outline, folds, 1, 1)
+    membrane = fat & ((outline > 0) | (fill == 0) | ~erode(fat, thickness))
+    return FatGeometry(mask=fat, membrane=membrane, diameters=diameters)
