@@ -56,7 +56,8 @@ def paint_bone(rng: np.random.Generator, bone: BoneGeometry, p: SlideParams) -> 
     kernel = np.ones((3, 3), np.uint8)
     cement = (cv2.erode(owner, kernel) != owner) & (depth > 1.5)
     base_e = rng.uniform(0.4, 0.95)
-    base_h = rng.uniform(0.02, 0.15)
+    # Bone takes up little haematoxylin: enough for a purple tinge, never enough to turn it blue.
+    base_h = base_e * rng.uniform(0.02, 0.08)
     # Each trabecula (connected piece) and each packet stains a little differently.
     count, pieces = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     piece_factor = rng.uniform(0.88, 1.12, count).astype(np.float32)
@@ -71,7 +72,7 @@ def paint_bone(rng: np.random.Generator, bone: BoneGeometry, p: SlideParams) -> 
         e[bone.cortex[y0:y1, x0:x1]] *= 1.06
     # A crisper, denser rim at the surface.
     e[mask & (depth <= 1.5)] *= 1.12
-    hh[cement] += rng.uniform(0.1, 0.3)
+    hh[cement] += rng.uniform(0.1, 0.25)
     # Subtle grain of decalcified matrix.
     e *= 1.0 + 0.035 * rng.standard_normal(shape, dtype=np.float32)
     e, hh = np.ascontiguousarray(e, np.float32), np.ascontiguousarray(hh, np.float32)
@@ -79,7 +80,7 @@ def paint_bone(rng: np.random.Generator, bone: BoneGeometry, p: SlideParams) -> 
         lx, ly, rx, ry, ang = bone.lacunae.T
         flat, _ = ellipse_pixels(shape, lx - x0, ly - y0, rx, ry, ang)
         flat = flat[mask.reshape(-1)[flat]]
-        clear = rng.uniform(0.25, 0.6)
+        clear = rng.uniform(0.35, 0.7)
         e.reshape(-1)[flat] *= clear
         hh.reshape(-1)[flat] *= clear
         with_cell = rng.random(len(lx)) < 0.7

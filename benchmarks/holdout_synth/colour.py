@@ -11,6 +11,7 @@ slide) scales the amounts before they become light.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .geometry import distance_inside
@@ -55,8 +56,9 @@ def uneven_staining(rng: np.random.Generator, stain: np.ndarray, tissue: np.ndar
 
 def transmission(stain: np.ndarray, p: SlideParams) -> np.ndarray:
     """(H, W, 3) float32 fraction of light passed per RGB channel."""
-    od = stain.reshape(-1, 3) @ (stain_matrix(p) * -np.float32(np.log(10.0)))
-    return np.exp(od, out=od).reshape(stain.shape)
+    # cv2.transform rather than a BLAS matmul: one pass, no threading, same speed on every input.
+    od = cv2.transform(np.ascontiguousarray(stain, np.float32), (stain_matrix(p) * -np.float32(np.log(10.0))).T)
+    return np.exp(od, out=od)
 
 
 def glass_colour(p: SlideParams) -> np.ndarray:

@@ -40,7 +40,8 @@ def make_core(rng: np.random.Generator, width: int, height: int, p: SlideParams)
     x0 = rng.uniform(0.01, 0.07) * width
     x1 = width - rng.uniform(0.01, 0.07) * width
     thickness = p.core_width * height
-    margin = 0.04 * height + 1.5 * p.core_roughness
+    rough = min(p.core_roughness * p.scale, 0.06 * thickness)
+    margin = 0.03 * height + 1.0
     # Centre line: a bow plus a slow tilt, kept inside the image with the margin.
     u = (x - x0) / max(x1 - x0, 1.0)
     centre = height / 2 + p.core_bend * height * (4 * u * (1 - u) - 0.5) + rng.uniform(-0.06, 0.06) * height * (u - 0.5)
@@ -52,22 +53,33 @@ def make_core(rng: np.random.Generator, width: int, height: int, p: SlideParams)
     top_half = half * _end_taper(x, x0 + max(skew, 0), x1 - max(-skew, 0), taper_len, blunt)
     bottom_half = half * _end_taper(x, x0 + max(-skew, 0), x1 - max(skew, 0), taper_len, blunt)
     wavelength = rng.uniform(120, 400)
-    top = centre - top_half + rag_profile(rng, width, p.core_roughness * 2, wavelength)
-    bottom = centre + bottom_half + rag_profile(rng, width, p.core_roughness * 2, wavelength)
-    # Notches and bites torn out of the edges.
-    for edge, sign in ((top, 1.0), (bottom, -1.0)):
-        for _ in range(rng.integers(0, 6)):
+    top = centre - top_half + rag_profile(rng, width, rough * 2, wavelength)
+    bottom = centre + bottom_half + rag_profile(rng, width, rough * 2, wavelength)
+    # Notches and bites torn out of the edges (about one per 600 px of edge), never cutting the strip through.
+    bites = []
+    for _ in range(2):
+        bite = np.zeros(width)
+        for _ in range(rng.poisson(max(x1 - x0, 0) / (600 * p.scale))):
             cx = rng.uniform(x0, x1)
-            depth = rng.uniform(5, 45) * p.scale
+            depth = min(rng.uniform(5, 45) * p.scale, 0.3 * thickness)
             span = rng.uniform(6, 60) * p.scale
-            edge += sign * depth * np.exp(-0.5 * ((x - cx) / span) ** 2)
-    # Fit inside the image.
-    overflow = max(0.0, margin - np.nanmin(np.where(top_half > 0, top, np.inf)),
-                   np.nanmax(np.where(bottom_half > 0, bottom, -np.inf)) - (height - margin))
-    if overflow > 0:
-        squeeze = overflow
-        top = top + squeeze
-        bottom = bottom - squeeze
+            bite += depth * np.exp(-0.5 * ((x - cx) / span) ** 2)
+        bites.append(bite)
+    limit = np.clip(0.45 * (bottom - top), 0, None) / np.maximum(bites[0] + bites[1], 1e-6)
+    top = top + bites[0] * np.minimum(limit, 1.0)
+    bottom = bottom - bites[1] * np.minimum(limit, 1.0)
+    # Fit inside the image: squeeze towards the centre line if too tall, then shift.
+    live = (top_half > 0) & (bottom_half > 0)
+    if live.any():
+        extent = bottom[live].max() - top[live].min()
+        room = height - 2 * margin
+        if extent > room:
+            k = room / extent
+            top = centre + (top - centre) * k
+            bottom = centre + (bottom - centre) * k
+        shift = max(margin - top[live].min(), 0.0) + min((height - margin) - bottom[live].max(), 0.0)
+        top = top + shift
+        bottom = bottom + shift
     alive = (top_half > 0) & (bottom_half > 0) & (bottom - top > 4)
     top = np.where(alive, top, np.nan)
     bottom = np.where(alive, bottom, np.nan)

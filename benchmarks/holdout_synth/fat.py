@@ -41,6 +41,38 @@ def _wrinkle(rng: np.random.Generator, poly: np.ndarray, centre: np.ndarray) -> 
     return centre + rel * (1 - dent)[:, None]
 
 
+def _voronoi(seeds: np.ndarray, width: int, height: int) -> tuple[cv2.Subdiv2D, list[int]]:
+    pad = 2 * max(width, height)
+    subdiv = cv2.Subdiv2D((-pad, -pad, width + 2 * pad, height + 2 * pad))
+    ids = [subdiv.insert((float(x), float(y))) for x, y in seeds.astype(np.float32)]
+    return subdiv, ids
+
+
+def _capped(facet, centre: np.ndarray, cap: float) -> np.ndarray:
+    """A Voronoi cell with its far vertices pulled in: cells at the edge of the seed set are unbounded."""
+    poly = np.asarray(facet, dtype=np.float64)
+    rel = poly - centre
+    reach = np.hypot(rel[:, 0], rel[:, 1])
+    return centre + rel * (np.minimum(reach, cap) / np.maximum(reach, 1e-6))[:, None]
+
+
+def _relax(seeds: np.ndarray, width: int, height: int, cap: float) -> np.ndarray:
+    """One Lloyd step (each seed moves most of the way to its cell's centroid): fewer slivers and spikes."""
+    subdiv, ids = _voronoi(seeds, width, height)
+    facets, centres = subdiv.getVoronoiFacetList(ids)
+    moved = seeds.copy()
+    for k, (facet, centre) in enumerate(zip(facets, centres)):
+        poly = _capped(facet, np.asarray(centre, dtype=np.float64), cap)
+        x, y = poly[:, 0], poly[:, 1]
+        cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+        area = cross.sum() / 2
+        if abs(area) > 1e-6:
+            cx = ((x + np.roll(x, -1)) * cross).sum() / (6 * area)
+            cy = ((y + np.roll(y, -1)) * cross).sum() / (6 * area)
+            moved[k] = 0.3 * seeds[k] + 0.7 * np.array([cx, cy])
+    return moved
+
+
 def _roundish(poly: np.ndarray, keep: float) -> np.ndarray:
     """Pull an outline's radii towards their mean (keep=0: a circle, 1: unchanged)."""
     centroid = poly.mean(axis=0)
@@ -64,32 +96,30 @@ def make_fat(rng: np.random.Generator, allowed: np.ndarray, zones: Zones, p: Sli
     py = np.clip(((seeds[:, 1] - ys.min()) / max(ys.max() - ys.min(), 1) * 3.999).astype(int), 0, 3)
     seeds = seeds[rng.random(len(seeds)) > 0.08 + 0.25 * patches[py, px]]
     seeds = seeds[inside(seeds, allowed)]
+    if len(seeds) > 3:
+        seeds = _relax(seeds, w, h, step)
+        seeds = seeds[inside(seeds, allowed)]
     if len(seeds) == 0:
         return FatGeometry(np.zeros((h, w), bool), np.zeros((h, w), bool))
     xi = seeds[:, 0].round().astype(int)
     yi = seeds[:, 1].round().astype(int)
     cell = zones.cellularity[yi, xi]
     is_fat = (rng.random(len(seeds)) < (1.0 - cell) ** 0.9) & ~zones.fibrosis[yi, xi]
-    pad = 2 * max(w, h)
-    subdiv = cv2.Subdiv2D((-pad, -pad, w + 2 * pad, h + 2 * pad))
-    ids = [subdiv.insert((float(x), float(y))) for x, y in seeds.astype(np.float32)]
+    subdiv, ids = _voronoi(seeds, w, h)
     fat_ids = [ids[k] for k in np.flatnonzero(is_fat)]
     polys, diameters, folds = [], [], []
     if fat_ids:
         facets, centres = subdiv.getVoronoiFacetList(fat_ids)
         for facet, centre, local in zip(facets, centres, cell[is_fat]):
-            poly = np.asarray(facet, dtype=np.float64)
             centre = np.asarray(centre, dtype=np.float64)
-            # Cells at the edge of the seed set (the core's edge, beside bone) are unbounded: cap them.
-            rel = poly - centre
-            reach = np.hypot(rel[:, 0], rel[:, 1])
-            cap = step * rng.uniform(0.55, 0.75)
-            poly = centre + rel * (np.minimum(reach, cap) / np.maximum(reach, 1e-6))[:, None]
+            poly = _capped(facet, centre, step * rng.uniform(0.95, 1.15))
             # Corners round off; an adipocyte among haematopoietic cells is rounder and a little smaller.
             poly = chaikin(poly, 2)
             if local > 0.45:
                 poly = _roundish(chaikin(poly, 1), rng.uniform(0.3, 0.7))
                 poly = centre + (poly - centre) * rng.uniform(0.55, 0.95)
+            else:
+                poly = _roundish(poly, rng.uniform(0.8, 1.0))
             if rng.random() < 0.08:
                 poly = _wrinkle(rng, poly, centre)
                 radius = np.sqrt(cv2.contourArea(poly.astype(np.float32)) / np.pi)

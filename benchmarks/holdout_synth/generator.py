@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bonemarrow.runtime.json_io import json_safe
 from bonemarrow.runtime.labels import BACKGROUND, BONE, FAT, OTHER
 from bonemarrow.runtime.metrics import class_counts, tissue_fractions
 
@@ -100,7 +101,7 @@ def generate_scene(seed: int, width: int, height: int) -> Scene:
         "fat_diameter_median": round(float(np.median(fat.diameters)), 2) if fat.diameters else None,
         "lumens": len(spaces.lumen_diameters),
         "lumen_diameter_min": round(min(spaces.lumen_diameters), 2) if spaces.lumen_diameters else None,
-        "fractions": {key: round(value, 5) for key, value in tissue_fractions(counts).items()},
+        "fractions": json_safe({key: round(value, 5) for key, value in tissue_fractions(counts).items()}),
     }
     masks = {
         "core": core.mask,

@@ -26,7 +26,7 @@ def coverslip(rng: np.random.Generator, light: np.ndarray, tissue: np.ndarray, p
     """Dust, lint, pen ink and bubble rims on the coverslip, applied to `light` in place."""
     h, w = tissue.shape
     grey = np.array([1.0, 1.0, 0.95], np.float32)
-    for _ in range(p.dust):
+    for _ in range(int(rng.poisson(p.dust * h * w / 1e6))):
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         size = 130 if rng.random() < 0.15 else 10
         x0, y0 = int(max(x - size, 0)), int(max(y - size, 0))
@@ -50,7 +50,7 @@ def coverslip(rng: np.random.Generator, light: np.ndarray, tissue: np.ndarray, p
         y = rng.uniform(0.02, 0.1) * h if rng.random() < 0.5 else rng.uniform(0.9, 0.98) * h
         x = rng.uniform(0, 0.6) * w
         path = random_walk_curve(rng, np.array([x, y]), rng.uniform(-0.2, 0.2), rng.uniform(0.1, 0.35) * w, 4.0, 0.02)
-        draw_polylines(stroke, [path], 255, int(rng.uniform(6, 22)))
+        draw_polylines(stroke, [path], 255, int(min(rng.uniform(6, 22) * p.scale, 0.03 * h) + 1))
         ys, xs = np.nonzero(stroke)
         if len(xs):
             x0, x1, y0, y1 = max(xs.min() - 6, 0), min(xs.max() + 7, w), max(ys.min() - 6, 0), min(ys.max() + 7, h)

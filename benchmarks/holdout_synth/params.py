@@ -36,12 +36,13 @@ class SlideParams:
     rbc_density: float         # scattered red cells per 100 px^2 of marrow
     megakaryocyte_density: float  # relative to normal
     erythroid_fraction: float  # share of erythroid islands among haematopoietic cells
-    haemorrhages: int
-    fibrosis_streaks: int
+    # Rates of rare structures per 10^6 px^2 of core at scale 1 (so small images get few or none).
+    haemorrhage_rate: float
+    fibrosis_rate: float
     # White spaces that are background.
     vessel_density: float      # lumens per (250 px)^2 of marrow at scale 1
-    tears: int
-    holes: int
+    tear_rate: float
+    hole_rate: float
     # Stain and imaging.
     h_strength: float          # haematoxylin amount (faded < 1 < over-stained)
     e_strength: float          # eosin amount
@@ -54,13 +55,18 @@ class SlideParams:
     blur_range: float          # extra blur in the worst-focused part
     noise: float               # sensor noise, 8-bit units
     jpeg_quality: int          # 0 = no JPEG round trip
-    dust: int                  # specks on the glass
+    dust: float                # specks per 10^6 px of image
     pen_mark: bool
     bubbles: int
     chatter: float             # amplitude of section-thickness stripes (0 = none)
 
     def to_dict(self) -> dict:
         return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+
+def count_for(rng: np.random.Generator, rate: float, area_px: float, scale: float) -> int:
+    """How many of a rare structure a region gets: Poisson with `rate` per 10^6 px^2 of tissue at scale 1."""
+    return int(rng.poisson(rate * area_px / (1e6 * scale**2)))
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -92,11 +98,11 @@ def draw_params(rng: np.random.Generator) -> SlideParams:
         rbc_density=_log_uniform(rng, 0.15, 2.5),
         megakaryocyte_density=_log_uniform(rng, 0.4, 2.5),
         erythroid_fraction=float(rng.uniform(0.12, 0.4)),
-        haemorrhages=int(rng.choice([0, 1, 2, 3], p=[0.35, 0.35, 0.2, 0.1])),
-        fibrosis_streaks=int(rng.choice([0, 1, 2], p=[0.55, 0.3, 0.15])),
+        haemorrhage_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.5)], p=[0.35, 0.65])),
+        fibrosis_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.0)], p=[0.55, 0.45])),
         vessel_density=float(rng.uniform(0.4, 1.4)),
-        tears=int(rng.choice([0, 1, 2, 3, 4], p=[0.3, 0.3, 0.2, 0.1, 0.1])),
-        holes=int(rng.choice([0, 1, 2, 3], p=[0.4, 0.3, 0.2, 0.1])),
+        tear_rate=float(rng.choice([0.0, rng.uniform(0.2, 2.0)], p=[0.3, 0.7])),
+        hole_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.5)], p=[0.4, 0.6])),
         h_strength=_log_uniform(rng, 0.55, 1.6),
         e_strength=_log_uniform(rng, 0.55, 1.45),
         h_hue=float(rng.uniform(0.0, 1.0)),
@@ -108,7 +114,7 @@ def draw_params(rng: np.random.Generator) -> SlideParams:
         blur_range=float(rng.choice([rng.uniform(0.0, 0.6), rng.uniform(0.6, 2.2)], p=[0.6, 0.4])),
         noise=float(rng.uniform(1.0, 4.5)),
         jpeg_quality=int(rng.choice([0, int(rng.integers(70, 96))], p=[0.35, 0.65])),
-        dust=int(rng.integers(0, 40)),
+        dust=float(rng.uniform(0.0, 12.0)),
         pen_mark=bool(rng.random() < 0.12),
         bubbles=int(rng.choice([0, 1, 2], p=[0.75, 0.18, 0.07])),
         chatter=float(rng.choice([0.0, rng.uniform(0.03, 0.08)], p=[0.75, 0.25])),

@@ -14,7 +14,7 @@ import numpy as np
 
 from .geometry import (dilate, draw_polylines, erode, fill_polygons, radial_polygon, random_walk_curve,
                        sample_in_mask)
-from .params import SlideParams
+from .params import SlideParams, count_for
 
 
 @dataclass
@@ -91,14 +91,14 @@ def make_spaces(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, av
                 blood[y0:y1, x0:x1] |= local_clump & inner
             break
     tears = np.zeros((h, w), np.uint8)
-    for _ in range(p.tears):
+    for _ in range(count_for(rng, p.tear_rate, area, s)):
         if rng.random() < 0.6:
             start = sample_in_mask(rng, core & ~erode(core, 3), 1)
         else:
             start = sample_in_mask(rng, marrow, 1)
         if not len(start):
             continue
-        length = rng.uniform(80, 600) * s
+        length = min(rng.uniform(80, 600) * s, 0.4 * w)
         path = random_walk_curve(rng, start[0], rng.uniform(0, 2 * np.pi), length, 3.0, 0.08)
         widest = rng.uniform(2, 12) * s
         pieces = 8
@@ -111,7 +111,7 @@ def make_spaces(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, av
         tears_mask &= ~bone
     polys = [radial_polygon(rng, x, y, rng.uniform(10, 75) * s, aspect=rng.uniform(1, 2.5),
                             angle=rng.uniform(0, np.pi), roughness=0.45, points=48)
-             for x, y in sample_in_mask(rng, room, p.holes)]
+             for x, y in sample_in_mask(rng, room, count_for(rng, p.hole_rate, area, s))]
     holes = (fill_polygons((h, w), polys) > 0) & marrow
     return Spaces(lumen=lumen > 0, wall=wall > 0, thick_wall=thick > 0, blood=blood > 0, tears=tears_mask,
                   holes=holes, lumen_diameters=diameters)

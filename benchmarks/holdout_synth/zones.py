@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .geometry import draw_polylines, fill_polygons, radial_polygon, random_walk_curve, sample_in_mask
-from .params import SlideParams
+from .params import SlideParams, count_for
 
 COARSE = 8
 
@@ -41,9 +41,10 @@ def _cellularity(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, p
         amp = rng.uniform(0.3, 1.0) * spread * (1 if rng.random() < 0.5 else -1)
         field += amp * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
     small_bone = cv2.resize(bone.astype(np.uint8), (cw, ch), interpolation=cv2.INTER_AREA)
-    dist = cv2.distanceTransform((small_bone == 0).astype(np.uint8), cv2.DIST_L2, 3) * COARSE
     rim = rng.uniform(-0.25, 0.3)
-    field += rim * np.exp(-dist / (45 * p.scale))
+    if small_bone.any():
+        dist = cv2.distanceTransform((small_bone == 0).astype(np.uint8), cv2.DIST_L2, 3) * COARSE
+        field += rim * np.exp(-dist / (45 * p.scale))
     field = np.clip(field, 0.0, 1.0)
     return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -54,13 +55,14 @@ def make_zones(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, p: 
     marrow = core & ~bone
     cellularity = _cellularity(rng, core, bone, p)
     polys = []
-    for cx, cy in sample_in_mask(rng, marrow, p.haemorrhages):
+    area = float(marrow.sum())
+    for cx, cy in sample_in_mask(rng, marrow, count_for(rng, p.haemorrhage_rate, area, s)):
         polys.append(radial_polygon(rng, cx, cy, rng.uniform(40, 180) * s, aspect=rng.uniform(1, 3),
                                     angle=rng.uniform(0, np.pi), roughness=0.35, points=56))
     haemorrhage = (fill_polygons((h, w), polys) > 0) & marrow
     band = np.zeros((h, w), np.uint8)
     paths = []
-    for start in sample_in_mask(rng, marrow, p.fibrosis_streaks):
+    for start in sample_in_mask(rng, marrow, count_for(rng, p.fibrosis_rate, area, s)):
         path = random_walk_curve(rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(150, 650) * s, 4.0, 0.06)
         width = rng.uniform(14, 60) * s
         draw_polylines(band, [path], 1, int(width))
