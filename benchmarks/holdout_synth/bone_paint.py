@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from .bone import BoneGeometry
-from .geometry import distance_inside
+from .geometry import distance_inside, sample_in_mask
 from .params import SlideParams
-from .stain import BLOOD, EOSIN, HAEM, layer
+from .stain import EOSIN, HAEM, layer
 from .stamps import ellipse_pixels
 
 
@@ -94,11 +94,17 @@ def paint_bone(rng: np.random.Generator, bone: BoneGeometry, p: SlideParams) -> 
 
 
 def paint_canals(rng: np.random.Generator, canals: np.ndarray, p: SlideParams) -> np.ndarray:
-    """Haversian canal contents: loose pale connective tissue with a capillary or a cell (class other)."""
+    """Haversian canal contents: loose pale connective tissue with a capillary's cells (class other)."""
     h, w = canals.shape
-    out = layer(h, w, haem=0.05, eosin=0.18)
+    out = layer(h, w, haem=0.04, eosin=0.16)
     if canals.any():
-        speck = rng.random((h, w), dtype=np.float32)
-        out[..., HAEM][canals & (speck < 0.12)] = 0.9
-        out[..., BLOOD][canals & (speck > 0.9)] = 0.7
+        s = p.scale
+        sites = sample_in_mask(rng, canals, int(canals.sum() / (45 * s * s)) + 1)
+        n = len(sites)
+        flat, _ = ellipse_pixels((h, w), sites[:, 0], sites[:, 1], rng.uniform(1.0, 2.2, n) * s,
+                                 rng.uniform(0.6, 1.2, n) * s, rng.uniform(0, np.pi, n))
+        flat = flat[canals.reshape(-1)[flat]]
+        haem = np.ascontiguousarray(out[..., HAEM])
+        haem.reshape(-1)[flat] = 0.95
+        out[..., HAEM] = haem
     return out

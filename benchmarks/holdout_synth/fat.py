@@ -33,11 +33,12 @@ class FatGeometry:
 
 
 def _wrinkle(rng: np.random.Generator, poly: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """A partly collapsed adipocyte: the outline caves in at a few places."""
+    """A partly collapsed adipocyte: one side caves in and the outline crumples a little."""
     rel = poly - centre
     theta = np.arctan2(rel[:, 1], rel[:, 0])
-    k = rng.integers(3, 8)
-    dent = rng.uniform(0.12, 0.35) * np.clip(np.sin(k * theta + rng.uniform(0, 6.3)), 0, None) ** 2
+    dent = rng.uniform(0.15, 0.4) * np.clip(np.cos(theta - rng.uniform(0, 2 * np.pi)), 0, None) ** 3
+    for k in rng.integers(4, 10, 2):
+        dent += rng.uniform(0.01, 0.05) * (1 + np.sin(k * theta + rng.uniform(0, 6.3)))
     return centre + rel * (1 - dent)[:, None]
 
 
@@ -112,14 +113,13 @@ def make_fat(rng: np.random.Generator, allowed: np.ndarray, zones: Zones, p: Sli
         facets, centres = subdiv.getVoronoiFacetList(fat_ids)
         for facet, centre, local in zip(facets, centres, cell[is_fat]):
             centre = np.asarray(centre, dtype=np.float64)
-            poly = _capped(facet, centre, step * rng.uniform(0.95, 1.15))
+            poly = _capped(facet, centre, step * rng.uniform(1.5, 1.9))
             # Corners round off; an adipocyte among haematopoietic cells is rounder and a little smaller.
             poly = chaikin(poly, 2)
-            if local > 0.45:
-                poly = _roundish(chaikin(poly, 1), rng.uniform(0.3, 0.7))
-                poly = centre + (poly - centre) * rng.uniform(0.55, 0.95)
-            else:
-                poly = _roundish(poly, rng.uniform(0.8, 1.0))
+            # The more cellular the neighbourhood, the rounder and smaller: cells press in between.
+            crowd = float(np.clip((local - 0.3) / 0.6, 0.0, 1.0))
+            poly = _roundish(chaikin(poly, 1), 1.0 - crowd * rng.uniform(0.3, 0.7))
+            poly = centre + (poly - centre) * (1.0 - crowd * rng.uniform(0.05, 0.45))
             if rng.random() < 0.08:
                 poly = _wrinkle(rng, poly, centre)
                 radius = np.sqrt(cv2.contourArea(poly.astype(np.float32)) / np.pi)
