@@ -44,8 +44,9 @@ def main(out: str, count: int, size: tuple[int, int], seed: int, quiet: bool) ->
     for index in tqdm(range(count), desc="holdout_synth", unit="image", disable=quiet):
         item_seed = seed + index
         rgb, labels, params = generate(item_seed, width, height)
-        items.append(write_item(out, item_name(item_seed), rgb, labels, source=f"{GENERATOR} v{VERSION} seed {item_seed}",
-                                val_fraction=0.0, test_fraction=1.0, params=params))
+        source = f"{GENERATOR} v{VERSION} seed {item_seed}"
+        items.append(write_item(out, item_name(item_seed), rgb, labels, source=source, val_fraction=0.0,
+                                test_fraction=1.0, params=params))
     write_manifest(out, items, generator=GENERATOR, generator_version=VERSION, seed=seed, count=count,
                    size=[width, height], purpose="hold-out test set only: never train or select models on it")
     if not quiet:

@@ -125,7 +125,7 @@ def _trabecular_network(rng: np.random.Generator, core: Core, p: SlideParams) ->
     # Junctions widen where bars meet.
     for node in np.flatnonzero(degree >= 2):
         x, y = nodes[node]
-        cv2.circle(bone, (int(x), int(y)), int(widest[node] * rng.uniform(0.5, 0.62)), 1, -1)
+        cv2.circle(bone, (int(x), int(y)), int(widest[node] * rng.uniform(0.42, 0.55)), 1, -1)
     # Bars cut across: isolated islands.
     islands = rng.poisson(max(core_area / spacing**2 * 0.25, 0.5))
     for cx, cy in sample_in_mask(rng, core.mask, islands):
@@ -195,10 +195,10 @@ def _roughen(rng: np.random.Generator, bone: np.ndarray, p: SlideParams) -> np.n
     add = np.zeros(bone.shape, np.uint8)
     cut = np.zeros(bone.shape, np.uint8)
     for points in _contour_points(bone, 3):
-        count = rng.poisson(len(points) * 3 / (30 * s))
+        count = rng.poisson(len(points) * 3 / (45 * s))
         for k in rng.integers(0, len(points), count):
             x, y = points[k]
-            r = int(round(rng.uniform(2, 9) * s))
+            r = int(round(rng.uniform(1.5, 5) * s))
             cv2.circle(add if rng.random() < 0.5 else cut, (int(x), int(y)), max(r, 1), 1, -1)
     return (bone | (add > 0)) & ~((cut > 0) & ~(add > 0))
 
@@ -240,7 +240,8 @@ def _packets(rng: np.random.Generator, bone: np.ndarray, osteons: list, p: Slide
             # Push the centre off the surface, away from the bone's interior.
             ahead = points[(k + 2) % len(points)] - points[k - 2]
             normal = np.array([ahead[1], -ahead[0]]) / max(np.hypot(*ahead), 1e-6)
-            px, py = int(np.clip(x + normal[0] * 3, 0, bone.shape[1] - 1)), int(np.clip(y + normal[1] * 3, 0, bone.shape[0] - 1))
+            px = int(np.clip(x + normal[0] * 3, 0, bone.shape[1] - 1))
+            py = int(np.clip(y + normal[1] * 3, 0, bone.shape[0] - 1))
             if bone[py, px]:
                 normal = -normal
             off = r * rng.uniform(0.45, 0.85)

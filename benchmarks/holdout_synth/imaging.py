@@ -118,7 +118,8 @@ def sensor(rng: np.random.Generator, image: np.ndarray, p: SlideParams) -> np.nd
     lut = np.round(np.linspace(0, 1, 4096) ** p.gamma * 255).astype(np.uint8)
     rgb = lut[noise.astype(np.uint16)]
     if p.jpeg_quality:
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
         if ok:
             rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return rgb

@@ -183,7 +183,8 @@ def _megakaryocytes(paint: _Painter, region: np.ndarray, zones: Zones) -> None:
     for cx, cy in candidates[accept][:count]:
         radius = rng.uniform(6.5, 19) * s
         reach = int(radius * 1.6 + 4)
-        x0, x1, y0, y1 = max(int(cx) - reach, 0), min(int(cx) + reach + 1, w), max(int(cy) - reach, 0), min(int(cy) + reach + 1, h)
+        x0, x1 = max(int(cx) - reach, 0), min(int(cx) + reach + 1, w)
+        y0, y1 = max(int(cy) - reach, 0), min(int(cy) + reach + 1, h)
         if x1 - x0 < 3 or y1 - y0 < 3:
             continue
         body = radial_polygon(rng, cx - x0, cy - y0, radius, aspect=rng.uniform(1.0, 1.5),

@@ -19,7 +19,7 @@ from bonemarrow.runtime.labels import colorize
 
 from .generator import generate_scene
 
-DEFAULT_SEEDS = (3, 11, 23, 42, 57)
+DEFAULT_SEEDS = (30, 35, 11, 4, 32)
 GAP = 6
 
 
@@ -33,8 +33,8 @@ def _pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.hstack([left, gap, right])
 
 
-def make_sheet(seeds: tuple[int, ...] = DEFAULT_SEEDS, size: tuple[int, int] = (3000, 1000), thumb_width: int = 640,
-               crop: tuple[int, int] = (640, 300), crop_seed: int | None = None) -> np.ndarray:
+def make_sheet(seeds: tuple[int, ...] = DEFAULT_SEEDS, size: tuple[int, int] = (3000, 1000), thumb_width: int = 600,
+               crop: tuple[int, int] = (600, 300), crop_seed: int | None = None) -> np.ndarray:
     """The sheet as an RGB array: one row per seed, then a 1:1 crop of `crop_seed` (default: the first seed)."""
     width, height = size
     rows = []

@@ -70,7 +70,8 @@ def make_spaces(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, av
             local_wall = draw_polylines(np.zeros_like(local, np.uint8), [poly - (x0, y0)], 1,
                                         2 * wall_px - 1 if wall_px > 1 else 1, closed=True) > 0
             footprint = local | local_wall
-            if (footprint & ~room[y0:y1, x0:x1]).sum() > 0.03 * footprint.sum() or (footprint & taken[y0:y1, x0:x1]).any():
+            outside = (footprint & ~room[y0:y1, x0:x1]).sum() > 0.03 * footprint.sum()
+            if outside or (footprint & taken[y0:y1, x0:x1]).any():
                 continue
             inner = local & ~local_wall
             if inner.sum() < 6:
