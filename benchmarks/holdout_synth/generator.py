@@ -109,6 +109,8 @@ def generate_scene(seed: int, width: int, height: int) -> Scene:
         "lumen": spaces.lumen & (labels == BACKGROUND),
         "lacunae": lacunae,
         "cleft": bone.cleft & (labels == FAT),
+        "haemorrhage": zones.haemorrhage & (labels == OTHER),
+        "fibrosis": zones.fibrosis & (labels == OTHER),
         "tissue": tissue,
     }
     return Scene(rgb=rgb, labels=labels, params=params, masks=masks)

@@ -63,14 +63,14 @@ def paint_vessels(rng: np.random.Generator, spaces: Spaces, p: SlideParams) -> t
     hh[spaces.wall] = 0.06
     e[spaces.thick_wall] = rng.uniform(0.6, 0.85)
     hh[spaces.thick_wall] = 0.1
-    for mask, density, length in ((spaces.wall & ~spaces.thick_wall, 0.05, 2.6), (spaces.thick_wall, 0.07, 3.2)):
+    for mask, density, length in ((spaces.wall & ~spaces.thick_wall, 0.05, 2.6), (spaces.thick_wall, 0.025, 3.2)):
         sites, tangent, _ = _wall_nuclei(rng, mask, spaces.lumen, density, s)
         if len(sites):
             n = len(sites)
             flat, owner = ellipse_pixels((h, w), sites[:, 0], sites[:, 1], np.full(n, length * s),
                                          np.full(n, 0.75 * s), tangent)
             flat = flat[(spaces.wall | spaces.lumen).reshape(-1)[flat]]
-            hh.reshape(-1)[flat] = 1.0
+            hh.reshape(-1)[flat] = 0.85
             e.reshape(-1)[flat] *= 0.5
     red = np.zeros((h, w), bool)
     if spaces.blood.any():
