@@ -105,7 +105,7 @@ def make_fat(rng: np.random.Generator, allowed: np.ndarray, zones: Zones, p: Sli
     xi = seeds[:, 0].round().astype(int)
     yi = seeds[:, 1].round().astype(int)
     cell = zones.cellularity[yi, xi]
-    is_fat = (rng.random(len(seeds)) < (1.0 - cell) ** 0.9) & ~zones.fibrosis[yi, xi]
+    is_fat = (rng.random(len(seeds)) < (1.0 - cell) ** 0.9) & ~zones.fibrosis[yi, xi] & ~zones.lymphoid[yi, xi]
     subdiv, ids = _voronoi(seeds, w, h)
     fat_ids = [ids[k] for k in np.flatnonzero(is_fat)]
     polys, diameters, folds = [], [], []

@@ -111,6 +111,7 @@ def generate_scene(seed: int, width: int, height: int) -> Scene:
         "cleft": bone.cleft & (labels == FAT),
         "haemorrhage": zones.haemorrhage & (labels == OTHER),
         "fibrosis": zones.fibrosis & (labels == OTHER),
+        "lymphoid": zones.lymphoid & (labels == OTHER),
         "tissue": tissue,
     }
     return Scene(rgb=rgb, labels=labels, params=params, masks=masks)

@@ -99,6 +99,7 @@ def _cells(rng: np.random.Generator, region: np.ndarray, zones: Zones, bone_dist
     keep = 0.2 + 0.8 * cell
     keep = np.where(zones.haemorrhage[yi, xi], 0.08, keep)
     keep = np.where(zones.fibrosis[yi, xi], 0.1, keep)
+    keep = np.where(zones.lymphoid[yi, xi], 1.0, keep)
     chosen = rng.random(len(points)) < keep
     points, xi, yi = points[chosen], xi[chosen], yi[chosen]
     n = len(points)
@@ -119,6 +120,15 @@ def _cells(rng: np.random.Generator, region: np.ndarray, zones: Zones, bone_dist
                         float(rng.uniform(0, 180)), 0, 360, 1, -1)
     in_island = islands[yi, xi] > 0
     kinds[in_island & (rng.random(n) < 0.85)] = ERYTHROID
+    # Lymphoid aggregates: small lymphocytes with scant cytoplasm, packed tighter than the rest.
+    nodule = zones.lymphoid[yi, xi]
+    kinds[nodule & (rng.random(n) < 0.9)] = LYMPHOCYTE
+    if zones.lymphoid.any():
+        ly, lx = np.nonzero(zones.lymphoid)
+        extra = jittered_hex(rng, lx.min(), ly.min(), lx.max(), ly.max(), 4.2 * s, 0.3)
+        extra = extra[inside(extra, zones.lymphoid & region)]
+        points = np.concatenate([points, extra])
+        kinds = np.concatenate([kinds, np.full(len(extra), LYMPHOCYTE)])
     return points, kinds
 
 
@@ -129,7 +139,7 @@ def _paint_cells(paint: _Painter, points: np.ndarray, kinds: np.ndarray) -> None
     body_r = np.select([kinds == MYELOID, kinds == ERYTHROID, kinds == LYMPHOCYTE, kinds == PLASMA,
                         kinds == EOSINOPHIL], [3.2, 2.4, 2.2, 3.0, 3.3], 3.6) * s * rng.uniform(0.85, 1.15, n)
     body_e = np.select([kinds == MYELOID, kinds == ERYTHROID, kinds == LYMPHOCYTE, kinds == PLASMA,
-                        kinds == EOSINOPHIL], [0.4 + 0.45 * pink, 0.1 + 0.15 * pink, 0.2, 0.25, 1.05],
+                        kinds == EOSINOPHIL], [0.4 + 0.45 * pink, 0.1 + 0.15 * pink, 0.12, 0.25, 1.05],
                        0.2 + 0.2 * pink) * rng.uniform(0.8, 1.2, n)
     body_h = np.select([kinds == PLASMA, kinds == ERYTHROID], [0.3, 0.06], 0.04) * rng.uniform(0.7, 1.3, n)
     aspect = rng.uniform(1.0, 1.35, n)

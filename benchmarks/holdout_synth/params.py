@@ -39,6 +39,7 @@ class SlideParams:
     # Rates of rare structures per 10^6 px^2 of core at scale 1 (so small images get few or none).
     haemorrhage_rate: float
     fibrosis_rate: float
+    lymphoid_rate: float       # lymphoid aggregates (nodules of small dark lymphocytes)
     # White spaces that are background.
     vessel_density: float      # lumens per (250 px)^2 of marrow at scale 1
     tear_rate: float
@@ -100,6 +101,7 @@ def draw_params(rng: np.random.Generator) -> SlideParams:
         erythroid_fraction=float(rng.uniform(0.12, 0.4)),
         haemorrhage_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.5)], p=[0.35, 0.65])),
         fibrosis_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.0)], p=[0.55, 0.45])),
+        lymphoid_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.2)], p=[0.6, 0.4])),
         vessel_density=float(rng.uniform(0.4, 1.4)),
         tear_rate=float(rng.choice([0.0, rng.uniform(0.2, 2.0)], p=[0.3, 0.7])),
         hole_rate=float(rng.choice([0.0, rng.uniform(0.2, 1.5)], p=[0.4, 0.6])),

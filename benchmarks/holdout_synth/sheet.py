@@ -19,7 +19,7 @@ from bonemarrow.runtime.labels import colorize
 
 from .generator import generate_scene
 
-DEFAULT_SEEDS = (30, 35, 11, 4, 32)
+DEFAULT_SEEDS = (48, 35, 11, 4, 32)
 GAP = 6
 
 

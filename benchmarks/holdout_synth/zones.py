@@ -4,8 +4,8 @@ Real marrow is patchy: haematopoietic islands and fatty lakes of a few hundred
 micrometres, often a cellular (or, in older marrow, fatty) rim along the
 trabeculae. Local cellularity is a sum of a few explicitly placed broad
 Gaussian "islands" around the slide's overall cellularity, plus a
-paratrabecular term, evaluated on a coarse grid. Haemorrhage patches and
-fibrotic streaks are explicit polygons and swept bands.
+paratrabecular term, evaluated on a coarse grid. Haemorrhage patches,
+lymphoid aggregates and fibrotic streaks are explicit polygons and swept bands.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Zones:
     cellularity: np.ndarray                       # (H, W) float32 in 0..1, 1 = packed
     haemorrhage: np.ndarray                       # (H, W) bool
     fibrosis: np.ndarray                          # (H, W) bool
+    lymphoid: np.ndarray                          # (H, W) bool: lymphoid aggregates (packed lymphocytes)
     fibrosis_paths: list[tuple[np.ndarray, float]]  # centre line and width of each streak
 
 
@@ -68,4 +69,9 @@ def make_zones(rng: np.random.Generator, core: np.ndarray, bone: np.ndarray, p: 
         draw_polylines(band, [path], 1, int(width))
         paths.append((path, width))
     fibrosis = (band > 0) & marrow
-    return Zones(cellularity=cellularity, haemorrhage=haemorrhage, fibrosis=fibrosis, fibrosis_paths=paths)
+    nodules = [radial_polygon(rng, cx, cy, rng.uniform(20, 60) * s, aspect=rng.uniform(1, 1.8),
+                              angle=rng.uniform(0, np.pi), roughness=0.15)
+               for cx, cy in sample_in_mask(rng, marrow, count_for(rng, p.lymphoid_rate, area, s))]
+    lymphoid = (fill_polygons((h, w), nodules) > 0) & marrow & ~fibrosis
+    return Zones(cellularity=cellularity, haemorrhage=haemorrhage, fibrosis=fibrosis, lymphoid=lymphoid,
+                 fibrosis_paths=paths)
