@@ -9,7 +9,7 @@ decides where bone is and the structures the texture follows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,7 +30,6 @@ class BoneGeometry:
     bays: np.ndarray                 # (M, 3) resorption bays (x, y, r) on the surface, for osteoclasts
     lacunae: np.ndarray              # (K, 5) osteocyte lacunae (x, y, rx, ry, angle)
     trabeculae: int = 0
-    notes: dict = field(default_factory=dict)
 
 
 def _delaunay_edges(nodes: np.ndarray, width: int, height: int) -> list[tuple[int, int]]:
@@ -94,7 +93,7 @@ def _trabecular_network(rng: np.random.Generator, core: Core, p: SlideParams) ->
     spacing = p.trabecular_spacing * s * rng.uniform(0.85, 1.15)
     region = dilate(core.mask, spacing * 0.25)
     candidates = sample_in_mask(rng, region, int(60 * region.sum() / spacing**2) + 20)
-    nodes = dart_throw(rng, candidates, spacing * 0.75)
+    nodes = dart_throw(candidates, spacing * 0.75)
     if len(nodes) < 2:
         return bone > 0, 0
     edges = _delaunay_edges(nodes, w, h)

@@ -64,7 +64,7 @@ def sample_in_mask(rng: np.random.Generator, mask: np.ndarray, count: int) -> np
     return np.concatenate(found)[:count]
 
 
-def dart_throw(rng: np.random.Generator, candidates: np.ndarray, radius: float) -> np.ndarray:
+def dart_throw(candidates: np.ndarray, radius: float) -> np.ndarray:
     """Greedy Poisson-disc thinning: keep candidates in order unless closer than `radius` to a kept one."""
     if len(candidates) == 0:
         return candidates
