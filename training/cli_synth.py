@@ -11,6 +11,7 @@ from bonemarrow.runtime.cli.common import (CONTEXT_SETTINGS, EXIT_OK, SizeType, 
                                            require)
 from bonemarrow.training.dataset_io import (DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, ensure_val_item,
                                             previous_item_names, remove_stale_items, write_item, write_manifest)
+from bonemarrow.training.synth.style import PROFILES
 
 MIN_SIDE = 64
 
@@ -27,12 +28,14 @@ def synth_name(seed: int, index: int) -> str:
               help="Image size WIDTHxHEIGHT. Textures keep their pixel scale; the core follows the size.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Run seed; image i depends only on (seed, i), so a larger --count keeps the first images.")
+@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="train", show_default=True,
+              help="Parameter ranges: train (what models learn from) or shifted (outside them, for a hold-out).")
 @click.option("--psd", is_flag=True, help="Also write each biopsy as a layered PSD like the hospital's.")
 @click.option("--val-fraction", default=DEFAULT_VAL_FRACTION, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--test-fraction", default=DEFAULT_TEST_FRACTION, show_default=True, type=click.FloatRange(0, 1))
 @quiet_option(help="No progress bar or notes; errors are still printed.")
-def main(output: Path, count: int, size: tuple[int, int], seed: int, psd: bool, val_fraction: float,
-         test_fraction: float, quiet: bool) -> None:
+def main(output: Path, count: int, size: tuple[int, int], seed: int, profile_name: str, psd: bool,
+         val_fraction: float, test_fraction: float, quiet: bool) -> None:
     """Generate COUNT synthetic H&E bone marrow biopsies with exact labels into OUTPUT.
 
     Splits come from a hash of each name; when that leaves 'val' empty and there are
@@ -61,7 +64,7 @@ def main(output: Path, count: int, size: tuple[int, int], seed: int, psd: bool, 
     for index in tqdm(range(count), desc="bm-synth", unit="image", disable=quiet, file=sys.stderr):
         name = synth_name(seed, index)
         rng = image_rng(seed, index)
-        rgb, labels, params = generate_biopsy(rng, width, height, return_params=True)
+        rgb, labels, params = generate_biopsy(rng, width, height, return_params=True, ranges=profile_name)
         extra = {}
         if psd:
             from bonemarrow.training.psd.synthetic import write_synthetic_psd
@@ -69,13 +72,15 @@ def main(output: Path, count: int, size: tuple[int, int], seed: int, psd: bool, 
             psd_path = output / "psd" / f"{name}.psd"
             extra["psd"] = {"path": f"psd/{psd_path.name}",
                             "layout": write_synthetic_psd(psd_path, rgb, labels, image_rng(seed, index).spawn(1)[0])}
-        items.append(write_item(output, name, rgb, labels, source=f"bm-synth seed={seed} index={index}",
+        items.append(write_item(output, name, rgb, labels,
+                                source=f"bm-synth seed={seed} index={index} profile={profile_name}",
                                 val_fraction=val_fraction, test_fraction=test_fraction, params=params, **extra))
     promoted = ensure_val_item(items, val_fraction)
     if promoted and not quiet:
         note(f"{promoted['name']}: moved to the 'val' split (the hash split left it empty; "
              "bm-train needs a validation image)")
-    write_manifest(output, items, generator={"seed": seed, "count": count, "width": width, "height": height})
+    write_manifest(output, items, generator={"seed": seed, "count": count, "width": width, "height": height,
+                                              "profile": profile_name})
     kept = {item["name"].casefold() for item in items}
     stale = [name for name in earlier if name.casefold() not in kept]
     removed = remove_stale_items(output, stale)

@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from bonemarrow.runtime.cli.common import (CONTEXT_SETTINGS, EXIT_USAGE, choice, fail, first_line, quiet_option,
                                            require, threads_option)
+from bonemarrow.training.augment import AUGMENTATIONS
 from bonemarrow.training.models.registry import BACKBONE_NAMES, MEMBER_KINDS, PRESETS, TILE_RANGE, UNET_FEATURES_RANGE
 from bonemarrow.training.settings import DEFAULTS, DEVICES, MODES, TrainSettings
 
@@ -32,7 +33,7 @@ unusable dataset, settings or checkpoint (including a missing `train` extra);
 
 #: Command-line options that map one to one onto TrainSettings fields.
 SETTING_OPTIONS = ("preset", "steps", "batch_size", "crop", "lr", "weight_decay", "val_every", "val_tile", "seed",
-                   "mode", "class_weights")
+                   "mode", "class_weights", "augment")
 
 
 @click.command(help=HELP, context_settings=CONTEXT_SETTINGS)
@@ -54,7 +55,9 @@ SETTING_OPTIONS = ("preset", "steps", "batch_size", "crop", "lr", "weight_decay"
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help="Random seed; the same seed gives the same run.")
 @click.option("--mode", type=choice(MODES), default=DEFAULTS.mode, show_default=True, help="Train both members together or one after the other.")
 @click.option("--class-weights", default=DEFAULTS.class_weights, help="Cross-entropy class weights: 'auto' or four numbers 'bg,bone,fat,other'.")
-@click.option("--no-augment", is_flag=True, help="Turn augmentation off (for debugging).")
+@click.option("--augment", type=choice(AUGMENTATIONS), default=DEFAULTS.augment, show_default=True,
+              help="Augmentation preset (robust: strong stain, hue, scale, blur and JPEG changes; "
+                   "basic: the first release's mild ones; none: for debugging).")
 @click.option("--backbone-weights", type=click.Path(dir_okay=False, exists=True), default=None, help="Local backbone state dict for DeepLabv3 (nothing is downloaded).")
 @click.option("--device", type=choice(DEVICES), default="auto", show_default=True)
 @click.option("--no-amp", is_flag=True, help="Full precision on CUDA too.")
@@ -64,7 +67,7 @@ SETTING_OPTIONS = ("preset", "steps", "batch_size", "crop", "lr", "weight_decay"
 @quiet_option(help="No progress bars or per-validation lines.")
 @click.pass_context
 def main(ctx, dataset, run_dir, preset, unet_features, backbone, members, steps, batch_size, crop, lr, weight_decay,
-         val_every, val_tile, seed, mode, class_weights, no_augment, backbone_weights, device, no_amp, resume,
+         val_every, val_tile, seed, mode, class_weights, augment, backbone_weights, device, no_amp, resume,
          stop_after, threads, quiet):
     for module in ("torch", "torchvision", "matplotlib"):
         require(module, "train", "bm-train")
@@ -79,7 +82,7 @@ def main(ctx, dataset, run_dir, preset, unet_features, backbone, members, steps,
         torch.set_num_threads(threads)
     values = {"preset": preset, "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
               "weight_decay": weight_decay, "val_every": val_every, "val_tile": val_tile, "seed": seed, "mode": mode,
-              "class_weights": class_weights}
+              "class_weights": class_weights, "augment": augment}
     # On --resume only the options really typed may differ from (or replace) the run's saved settings.
     given = {key for key in SETTING_OPTIONS if ctx.get_parameter_source(key) != ParameterSource.DEFAULT}
     overrides = {}
@@ -91,10 +94,7 @@ def main(ctx, dataset, run_dir, preset, unet_features, backbone, members, steps,
         overrides["members"] = [m.strip() for m in members.split(",") if m.strip()]
     if overrides:
         given.add("model_overrides")
-    if no_augment:
-        given.add("augment")
-    settings = TrainSettings(**values, model_overrides=overrides, augment=not no_augment,
-                             backbone_weights=backbone_weights)
+    settings = TrainSettings(**values, model_overrides=overrides, backbone_weights=backbone_weights)
     trainer = None
     try:
         trainer = Trainer(dataset, run_dir, settings, device=device, amp=not no_amp, resume=resume, quiet=quiet,

@@ -4,10 +4,11 @@ A dataset is DATASET/manifest.json + images/NAME.png (RGB) + labels/NAME.png
 (class indices, see bonemarrow.runtime.label_io). Everything is checked up front
 so a broken dataset fails in one line before any training time is spent.
 
-Crops are drawn around a pixel of a randomly chosen tissue class present in the
-image (bone, fat or other, each equally likely), so rare bone is seen as often as
-the abundant classes; a small share of crops is drawn uniformly so the networks
-also learn the glass background. Every crop's randomness comes from
+Crops are drawn around a pixel of a randomly chosen class present in the image
+(bone, fat, other, and background within reach of tissue, each equally likely),
+so rare bone is seen as often as the abundant classes and the hard background
+(lumens, tears, the core's edge: white like fat) as often as fat; a small share
+of crops is drawn uniformly so the networks also see plain glass. Every crop's randomness comes from
 (seed, step, index in batch) alone, which makes a run reproducible and a resumed
 run identical to an uninterrupted one.
 """
@@ -25,14 +26,16 @@ import numpy as np
 
 from bonemarrow.runtime.errors import first_line
 from bonemarrow.runtime.label_io import read_label_png
-from bonemarrow.runtime.labels import CLASSES, NUM_CLASSES, TISSUE_CLASSES
-from bonemarrow.training.augment import AugmentConfig, augment_crop
+from bonemarrow.runtime.labels import BACKGROUND, CLASSES, NUM_CLASSES, TISSUE_CLASSES
+from bonemarrow.training.augment import AugmentConfig, augment_crop, half_resolution
 
 SPLITS = ("train", "val", "test")
 #: Share of crops centred on a uniformly random pixel instead of a tissue pixel.
 UNIFORM_CROP_SHARE = 0.1
 #: At most this many candidate centre pixels are kept per class and image.
 MAX_CANDIDATES = 20000
+#: Background pixels this close to tissue (in pixels) are crop centres of their own class.
+NEAR_TISSUE = 24
 
 
 class DatasetError(ValueError):
@@ -46,8 +49,16 @@ class Sample:
     name: str
     image: np.ndarray  # (H, W, 3) uint8 RGB
     labels: np.ndarray  # (H, W) uint8 class indices
-    # Candidate crop centres per tissue class: (N, 2) int32 (y, x).
+    # Candidate crop centres per class: (N, 2) int32 (y, x).
     centres: dict[int, np.ndarray] = field(default_factory=dict)
+    _half: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def half(self) -> np.ndarray:
+        """The image at half resolution, made on first use (zoomed-out crops sample it)."""
+        if self._half is None:
+            self._half = half_resolution(self.image)
+        return self._half
 
 
 @dataclass
@@ -78,9 +89,13 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def _candidate_centres(labels: np.ndarray, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """Up to MAX_CANDIDATES crop centres per class: each tissue class, and background near tissue."""
+    near = cv2.dilate((labels != BACKGROUND).view(np.uint8), np.ones((2 * NEAR_TISSUE + 1,) * 2, np.uint8)) > 0
+    masks = {cls: labels == cls for cls in TISSUE_CLASSES}
+    masks[BACKGROUND] = (labels == BACKGROUND) & near
     centres = {}
-    for cls in TISSUE_CLASSES:
-        ys, xs = np.nonzero(labels == cls)
+    for cls in sorted(masks):
+        ys, xs = np.nonzero(masks[cls])
         if ys.size == 0:
             continue
         if ys.size > MAX_CANDIDATES:
@@ -202,7 +217,8 @@ class CropSampler:
         rng = np.random.default_rng([self.seed, step, index])
         sample = self.samples[rng.integers(len(self.samples))]
         centre = self.centre(sample, rng)
-        return augment_crop(sample.image, sample.labels, centre, self.crop, rng, self.augment)
+        half = sample.half if self.augment.scale_range[0] < 1 else None
+        return augment_crop(sample.image, sample.labels, centre, self.crop, rng, self.augment, half)
 
     def batch(self, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Images (B, 3, crop, crop) uint8 and labels (B, crop, crop) int64."""

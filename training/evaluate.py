@@ -35,8 +35,17 @@ def summarise(per_image: list[dict]) -> dict:
         values = [r["dice"][name] for r in per_image if not math.isnan(r["dice"][name])]
         dice[name] = float(np.mean(values)) if values else math.nan
     errors = [r["relative_density_error"] for r in per_image if not math.isnan(r["relative_density_error"])]
+    # The worst image per tissue class: a model that fails on one kind of scan shows here, not in the mean.
+    worst = {}
+    for name in CLASSES[1:]:
+        values = [r["dice"][name] for r in per_image if not math.isnan(r["dice"][name])]
+        worst[name] = float(np.min(values)) if values else math.nan
+    tissue = [float(np.nanmean([r["dice"][name] for name in CLASSES[1:]])) for r in per_image
+              if not all(math.isnan(r["dice"][name]) for name in CLASSES[1:])]
     return {
         "dice": dice,
+        "dice_min": worst,
+        "tissue_dice_mean": float(np.mean(tissue)) if tissue else math.nan,
         "density_error_mean": float(np.mean(errors)) if errors else math.nan,
         "density_error_max": float(np.max(errors)) if errors else math.nan,
         "images": len(per_image),

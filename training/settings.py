@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bonemarrow.runtime.cli.common import EXIT_FAILED, EXIT_USAGE
+from bonemarrow.training.augment import AUGMENTATIONS
 from bonemarrow.training.models.registry import DEFAULT_PRESET, DEFAULT_TILE, PRESETS, check_tile, is_int, is_number
 
 MODES = ("joint", "sequential")
@@ -54,11 +55,15 @@ class TrainSettings:
     mode: str = "joint"
     class_weights: str | None = None
     dice_weight: float = 1.0
-    augment: bool = True
+    augment: str = "robust"  # a preset of training.augment.AUGMENTATIONS
     backbone_weights: str | None = None
 
     def check(self) -> None:
         """Types and bounds of every value (they may come from a checkpoint file)."""
+        if isinstance(self.augment, bool):  # runs saved before presets: on meant today's `basic`
+            self.augment = "basic" if self.augment else "none"
+        if not isinstance(self.augment, str) or self.augment not in AUGMENTATIONS:
+            raise TrainingError(f"--augment must be one of {sorted(AUGMENTATIONS)}, got {self.augment!r}")
         if not isinstance(self.preset, str) or self.preset not in PRESETS:
             raise TrainingError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if not isinstance(self.model_overrides, dict):
@@ -87,8 +92,6 @@ class TrainSettings:
             raise TrainingError("--lr must be positive")
         if self.warmup > 1:
             raise TrainingError(f"the warm-up share must be at most 1, got {self.warmup!r}")
-        if not isinstance(self.augment, bool):
-            raise TrainingError(f"augment must be true or false, got {self.augment!r}")
         for name, value in (("class-weights", self.class_weights), ("backbone-weights", self.backbone_weights)):
             if value is not None and not isinstance(value, str):
                 raise TrainingError(f"--{name} must be text, got {value!r}")

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from bonemarrow.runtime.atomic import write_text_atomic
-from bonemarrow.training.augment import AugmentConfig
+from bonemarrow.training.augment import augmentation
 from bonemarrow.training.checkpoint import CheckpointError, model_from_payload, read_checkpoint, save_checkpoint
 from bonemarrow.training.data import CropSampler, DatasetError, check_crop_fits, describe, load_dataset
 from bonemarrow.training.losses import SegmentationLoss, parse_class_weights
@@ -141,7 +141,7 @@ class Trainer:
             parse_class_weights(settings.class_weights, self.dataset.class_pixel_counts("train")), settings.dice_weight
         )
         self.sampler = CropSampler(self.dataset.split("train"), settings.crop, settings.seed,
-                                   AugmentConfig() if settings.augment else AugmentConfig.none())
+                                   augmentation(settings.augment))
         self.step = 0
         self.history: list[dict] = []
         self.best = {"density_error": math.inf, "val_loss": math.inf}

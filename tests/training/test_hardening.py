@@ -141,7 +141,7 @@ def test_metrics_have_each_part_of_the_training_loss_to_set_beside_its_validatio
     """Issue 13 item 26: curves.png drew the summed training loss against single validation losses."""
     dataset = write_dataset(tmp_path / "ds", {"train": 2, "val": 1})
     settings = TrainSettings(model_overrides={"unet_features": 4}, steps=2, batch_size=2, crop=64, val_every=2,
-                             val_tile=64, augment=False)
+                             val_tile=64, augment="none")
     trainer = Trainer(dataset, tmp_path / "run", settings, device="cpu", quiet=True)
     row = trainer.run()
     pairs = loss_pairs(trainer.model.member_names)

@@ -30,7 +30,7 @@ def _fixed_batch_loss(trainer: Trainer, images, labels) -> float:
 
 @pytest.mark.parametrize("mode", ["joint", "sequential"])
 def test_a_few_steps_lower_the_loss(tiny_dataset, tmp_path, mode):
-    settings = _settings(steps=12, val_every=1000, augment=False, mode=mode,
+    settings = _settings(steps=12, val_every=1000, augment="none", mode=mode,
                          model_overrides={**TINY, "members": ["unet"]} if mode == "joint" else dict(TINY))
     trainer = Trainer(tiny_dataset, tmp_path / "run", settings, device="cpu", quiet=True)
     images, labels = trainer.sampler.batch(10**6, 4)
