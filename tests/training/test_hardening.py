@@ -162,3 +162,21 @@ def test_held_out_summary_prints_density_error_in_percent():
                "density_error_mean": 0.084, "density_error_max": 0.264, "images": 2}
     text = format_summary({"summary": {"ensemble": summary}})
     assert "8.4%" in text and "26.4%" in text and "0.084" not in text
+
+
+def test_resume_on_the_command_line_keeps_the_runs_settings_unless_typed(tmp_path):
+    """Defaults now come from TrainSettings through click: only options really typed count as given."""
+    dataset = write_dataset(tmp_path / "ds", {"train": 2, "val": 1})
+    run = tmp_path / "run"
+    common = ["--device", "cpu", "-q"]
+    first = CliRunner().invoke(cli_train.main, [str(dataset), "-o", str(run), "--unet-features", "4", "--members",
+                                                "unet", "--steps", "3", "--val-every", "2", "--crop", "64",
+                                                "--batch-size", "2", "--val-tile", "64", "--stop-after", "1",
+                                                "--augment", "none", *common])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(cli_train.main, [str(dataset), "-o", str(run), "--resume", *common])
+    assert resumed.exit_code == 0, resumed.output
+    saved = read_checkpoint(run / "last.pt")
+    assert saved["step"] == 3 and saved["settings"]["val_every"] == 2 and saved["settings"]["augment"] == "none"
+    refused = CliRunner().invoke(cli_train.main, [str(dataset), "-o", str(run), "--resume", "--lr", "0.5", *common])
+    assert refused.exit_code == 2 and "lr 0.5 differs from the run's" in refused.output
