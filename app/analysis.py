@@ -8,7 +8,6 @@ encoded to bytes. Nothing is written to disk.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import os
@@ -18,14 +17,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bonemarrow.runtime.image_io import LoadedImage, decode_rgb
-from bonemarrow.runtime.label_io import encode_label_png
+from bonemarrow.runtime.batch.results import image_record, render_csv
+from bonemarrow.runtime.io.labels import encode_label_png
+from bonemarrow.runtime.io.readers import LoadedImage, decode_rgb
+from bonemarrow.runtime.io.writers import DEFAULT_WRITERS, LabelPngWriter
 from bonemarrow.runtime.labels import CLASSES, COLORS, TISSUE_CLASSES, colorize
-from bonemarrow.runtime.models import default_model_path
+from bonemarrow.runtime.model import LoadedModel, default_model_path
 from bonemarrow.runtime.overlay import overlay
-from bonemarrow.runtime.pipeline import image_record, output_paths, render_csv
 from bonemarrow.runtime.segmenter import Segmentation, Segmenter
-from bonemarrow.runtime.tiling import Progress
+from bonemarrow.runtime.tiling import Progress, TilingConfig
 
 #: Upload types offered by the file picker (the reader checks the bytes, not the name).
 UPLOAD_TYPES = ("png", "jpg", "jpeg", "tif", "tiff")
@@ -53,20 +53,6 @@ def find_model() -> tuple[Path | None, str]:
         return default_model_path(), ""
     except FileNotFoundError as error:
         return None, str(error)
-
-
-def with_overlap(segmenter: Segmenter, overlap: float) -> Segmenter:
-    """The same loaded model with another tile overlap.
-
-    The model is loaded once and shared by every visitor, so a visitor's
-    overlap setting goes on a shallow copy (same onnxruntime session, which is
-    safe to run from several threads) instead of changing the shared object.
-    """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    runner = copy.copy(segmenter)
-    runner.overlap = float(overlap)
-    return runner
 
 
 def upload_key(data: bytes, model_sha256: str, provider: str, overlap: float) -> str:
@@ -138,7 +124,7 @@ class Analysis:
     # ------------------------------------------------------------ downloads
     @property
     def label_file_name(self) -> str:
-        return output_paths(Path("."), self.stem)[0].name
+        return LabelPngWriter().filename(self.stem)
 
     @property
     def csv_file_name(self) -> str:
@@ -150,14 +136,19 @@ class Analysis:
 
     def results_csv(self) -> str:
         """The results row, with the same columns as bm-run's results.csv."""
-        record = image_record(Path(self.name), self.stem, self.loaded, self.segmentation, self.model_sha256)
+        files = {writer.key: writer.filename(self.stem) for writer in DEFAULT_WRITERS}
+        record = image_record(Path(self.name), self.stem, self.segmentation, self.loaded.notes, self.model_sha256,
+                              files)
         return render_csv([record])
 
 
-def analyse(data: bytes, name: str, segmenter: Segmenter, *, overlap: float | None = None,
+def analyse(data: bytes, name: str, model: LoadedModel, config: TilingConfig = TilingConfig(), *,
             progress: Progress | None = None, max_pixels: int | None = None) -> Analysis:
-    """Decode an upload and segment it; ImageReadError (one line naming the file) for a bad one."""
+    """Decode an upload and segment it; ImageReadError (one line naming the file) for a bad one.
+
+    The model is loaded once and shared by every visitor; each visitor's settings
+    arrive as their own frozen `config`, so nothing shared is ever changed.
+    """
     loaded = decode_rgb(data, name, max_pixels)
-    runner = segmenter if overlap is None else with_overlap(segmenter, overlap)
-    result = runner.segment(loaded.rgb, progress=progress)
-    return Analysis(name=name, loaded=loaded, segmentation=result, model_sha256=segmenter.info.sha256)
+    result = Segmenter(model, config).segment(loaded.rgb, progress=progress)
+    return Analysis(name=name, loaded=loaded, segmentation=result, model_sha256=model.sha256)

@@ -15,8 +15,8 @@ import click
 
 from bonemarrow.app.analysis import THREADS_ENV
 from bonemarrow.runtime.cli.common import CONTEXT_SETTINGS, fail, note, quiet_option, require, threads_option, warn
-from bonemarrow.runtime.image_io import MAX_PIXELS_ENV
-from bonemarrow.runtime.models import ENV_VAR, default_model_path
+from bonemarrow.runtime.io.readers import MAX_PIXELS_ENV
+from bonemarrow.runtime.model import ENV_VAR, default_model_path
 
 APP_SCRIPT = Path(__file__).resolve().parent / "streamlit_app.py"
 

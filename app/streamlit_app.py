@@ -15,18 +15,19 @@ import streamlit as st
 from bonemarrow.app.analysis import (MAX_OVERLAP, UPLOAD_TYPES, Analysis, analyse, app_threads, find_model, percent,
                                      upload_key)
 from bonemarrow.runtime.contract import ModelContractError
-from bonemarrow.runtime.image_io import MAX_PIXELS_ENV, ImageReadError, max_pixels_default
-from bonemarrow.runtime.segmenter import Segmenter
-from bonemarrow.runtime.session import PROVIDERS, InstallError, ProviderError
+from bonemarrow.runtime.io.readers import MAX_PIXELS_ENV, ImageReadError, max_pixels_default
+from bonemarrow.runtime.model import LoadedModel, open_model
+from bonemarrow.runtime.providers import PROVIDERS, InstallError, ProviderError
+from bonemarrow.runtime.tiling import TilingConfig
 
 PRIVACY_NOTE = ("Uploaded images are never stored: the scan is decoded and segmented in memory, "
                 "nothing is written to disk, and the results are gone when you close the page.")
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def load_segmenter(model_path: str, provider: str, threads: int | None = None) -> Segmenter:
+def load_model(model_path: str, provider: str, threads: int | None = None) -> LoadedModel:
     """One onnxruntime session per (model, provider, threads), shared by every visitor and rerun."""
-    return Segmenter(model_path, provider, threads=threads)
+    return open_model(model_path, provider, threads)
 
 
 def sidebar() -> tuple[float, str]:
@@ -104,14 +105,14 @@ def main() -> None:
         st.error(f"No model to run: {why}.")
         st.stop()
     try:
-        segmenter = load_segmenter(str(model_path), provider, app_threads())
+        model = load_model(str(model_path), provider, app_threads())
     except (ModelContractError, ProviderError, InstallError, ValueError) as error:
         st.error(f"The model cannot be used: {error}")
         st.stop()
-    info = segmenter.info
+    info = model.info
     st.sidebar.caption(f"Model: {model_path.name} ({info.precision}, tile {info.tile}, "
                        f"{', '.join(m['name'] for m in info.members)})")
-    st.sidebar.caption(segmenter.choice_line)
+    st.sidebar.caption(model.choice.describe())
     try:
         max_pixels = max_pixels_default()
     except ValueError:
@@ -124,7 +125,7 @@ def main() -> None:
         st.session_state.pop("analysis", None)
         return
     data = upload.getvalue()
-    key = upload_key(data, info.sha256, segmenter.provider, overlap)
+    key = upload_key(data, model.sha256, model.provider, overlap)
     stored = st.session_state.get("analysis")
     if stored is None or stored[0] != key:
         st.session_state.pop("analysis", None)  # free the previous result before the next one
@@ -134,7 +135,7 @@ def main() -> None:
             bar.progress(done / total if total else 1.0, text=f"Segmenting: {done} of {total} tiles")
 
         try:
-            analysis = analyse(data, upload.name, segmenter, overlap=overlap, progress=on_tiles,
+            analysis = analyse(data, upload.name, model, TilingConfig(overlap=overlap), progress=on_tiles,
                                max_pixels=max_pixels)
         except ImageReadError as error:
             bar.empty()

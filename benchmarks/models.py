@@ -99,9 +99,9 @@ def calibration_dataset(root: Path, count: int, width: int, height: int, seed: i
 
 def onnx_precision(path: Path) -> tuple[str, dict]:
     """(precision, metadata) of a contract-conforming ONNX model."""
-    from bonemarrow.runtime.contract import load_model_info
+    from bonemarrow.runtime.model import open_model
 
-    info = load_model_info(path)
+    info = open_model(path, "cpu", 1).info
     return info.precision, info.metadata
 
 

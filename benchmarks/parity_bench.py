@@ -39,27 +39,30 @@ def bench_parity(models: ModelSet, rgb: np.ndarray, *, threads: int,
     """PyTorch labels through the tiler, then every ONNX precision compared with them."""
     import torch
 
+    from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.segmenter import Segmenter
-    from bonemarrow.runtime.tiling import sliding_window_inference
+    from bonemarrow.runtime.tiling import TilingConfig, sliding_window_inference
 
     torch.set_num_threads(threads)
     rows = {}
     first = None
     for precision, path in models.onnx.items():
-        segmenter = Segmenter(path, "cpu", threads=threads)
+        model = open_model(path, "cpu", threads)
+        config = TilingConfig().resolved(model.info)  # bm-run's defaults
+        segmenter = Segmenter(model, config)
         if first is None:  # PyTorch with exactly the runtime's tiling settings
             if progress:
                 progress("parity: PyTorch through the tiler")
             first = sliding_window_inference(
-                rgb, torch_predict(models.torch_model), tile=segmenter.tile, overlap=segmenter.overlap,
-                batch_size=segmenter.batch_size, divisor=segmenter.info.divisor, blend=segmenter.blend,
-                skip_background=segmenter.skip_background).labels
-            settings = {"tile": segmenter.tile, "overlap": segmenter.overlap, "batch": segmenter.batch_size,
-                        "blend": segmenter.blend, "skip_background": segmenter.skip_background}
+                rgb, torch_predict(models.torch_model), tile=config.tile, overlap=config.overlap,
+                batch_size=config.batch_size, divisor=model.info.divisor, blend=config.blend,
+                skip_background=config.skip_background).labels
+            settings = {"tile": config.tile, "overlap": config.overlap, "batch": config.batch_size,
+                        "blend": config.blend, "skip_background": config.skip_background}
         if progress:
             progress(f"parity: onnxruntime {precision}")
         result = segmenter.segment(rgb)
-        rows[precision] = {**compare_labels(first, result.labels), "provider": segmenter.provider}
+        rows[precision] = {**compare_labels(first, result.labels), "provider": model.provider}
     for precision, reason in models.missing.items():
         rows[precision] = {"status": "not run", "reason": reason}
     return {"preset": models.preset, "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},

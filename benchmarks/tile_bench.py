@@ -37,7 +37,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
     import torch
 
     from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
-    from bonemarrow.runtime.session import ProviderError, create_session
+    from bonemarrow.runtime.providers import ProviderError, open_session
 
     rows = [("pytorch", "fp32", "cpu", torch_predict(models.torch_model, "cpu"), "")]
     for precision in PRECISIONS:
@@ -46,7 +46,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
             if precision in models.missing:
                 rows.append(("onnxruntime", precision, "cpu", None, models.missing[precision]))
             continue
-        session, _ = create_session(path, "cpu", threads)
+        session, _ = open_session(path, "cpu", threads)
         rows.append(("onnxruntime", precision, "cpu", _ort_predict(session, INPUT_NAME, OUTPUT_NAME), ""))
     if torch.cuda.is_available():
         import copy
@@ -59,7 +59,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
         rows.append(("pytorch", "fp32", "cuda", None, "no CUDA device visible to PyTorch"))
     for precision, path in models.onnx.items():
         try:
-            session, _ = create_session(path, "cuda")
+            session, _ = open_session(path, "cuda")
         except ProviderError as error:
             rows.append(("onnxruntime", precision, "cuda", None, first_line(error, with_type=True)))
             continue

@@ -26,7 +26,7 @@ STAGES = ("decode", "model", "blending", "writing")
 
 def write_scan(workdir: Path, width: int, height: int, seed: int = 7) -> tuple[Path, np.ndarray, np.ndarray]:
     """A synthetic biopsy PNG and its ground truth (rgb and labels kept in memory too)."""
-    from bonemarrow.runtime.image_io import write_rgb_png
+    from bonemarrow.runtime.io.writers import write_rgb_png
     from bonemarrow.training.synth import generate_biopsy
 
     rgb, labels = generate_biopsy(seed, width, height)
@@ -104,10 +104,10 @@ def whole_configs(checkpoint: Path, onnx: dict[str, Path], precisions: list[str]
 
 def _ort_cuda_unusable(model: Path) -> str | None:
     """Why onnxruntime cannot run `model` on CUDA here (the runtime's own provider check), or None."""
-    from bonemarrow.runtime.session import ProviderError, create_session
+    from bonemarrow.runtime.providers import ProviderError, open_session
 
     try:
-        create_session(model, "cuda")
+        open_session(model, "cuda")
     except ProviderError as error:
         return str(error)
     return None
@@ -118,7 +118,7 @@ def bench_whole(*, checkpoint: Path, onnx: dict[str, Path], trained: bool, width
                 progress: Callable[[str], None] | None = None, devices: list[str] = ("cpu",),
                 tile: int = DEFAULT_TILE) -> dict:
     """Baseline vs bm-run (one row per ONNX precision asked for) on one synthetic scan, per device."""
-    from bonemarrow.runtime.label_io import read_label_png
+    from bonemarrow.runtime.io.labels import read_label_png
 
     image, rgb, truth = write_scan(workdir, width, height)
     del rgb

@@ -95,8 +95,8 @@ def _timed_torch_predict(job: dict, warmup_size: int):
 
 def _staged_run(job: dict, infer, model_seconds) -> dict:
     """Decode job["image"], infer(rgb) -> (labels, extra result keys), write the label PNG; time each stage."""
-    from bonemarrow.runtime.image_io import read_rgb
-    from bonemarrow.runtime.label_io import write_label_png
+    from bonemarrow.runtime.io.readers import read_rgb
+    from bonemarrow.runtime.io.labels import write_label_png
 
     warm = model_seconds()
     start = time.perf_counter()
@@ -153,18 +153,20 @@ def run_tiler(job: dict) -> dict:
 
 def run_bmrun(job: dict) -> dict:
     """bm-run's defaults through the batch pipeline (threads overlap decode, model and writing)."""
-    from bonemarrow.runtime.image_io import read_rgb, write_rgb_png
-    from bonemarrow.runtime.label_io import read_label_png, write_label_png
+    from bonemarrow.runtime.batch.local import run_batch
+    from bonemarrow.runtime.io.labels import read_label_png, write_label_png
+    from bonemarrow.runtime.io.readers import read_rgb
+    from bonemarrow.runtime.io.writers import LabelPngWriter, write_rgb_png
+    from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.overlay import overlay
-    from bonemarrow.runtime.pipeline import output_paths, run_batch
-    from bonemarrow.runtime.segmenter import Segmenter
+    from bonemarrow.runtime.tiling import TilingConfig
 
-    segmenter = Segmenter(job["model"], job.get("provider", "cpu"), threads=int(job["threads"]))
-    tile = segmenter.tile
-    segmenter.predict(np.full((1, 3, tile, tile), 200, np.uint8))  # warm-up
+    model = open_model(job["model"], job.get("provider", "cpu"), int(job["threads"]))
+    config = TilingConfig().resolved(model.info)
+    model.predict(np.full((1, 3, config.tile, config.tile), 200, np.uint8))  # warm-up
     image, outdir = Path(job["image"]), Path(job["outdir"])
     start = time.perf_counter()
-    report = run_batch(segmenter, [(image, "scan")], outdir, overwrite=True, show_progress=False,
+    report = run_batch(model, config, [(image, "scan")], outdir, overwrite=True, show_progress=False,
                        log=lambda _line: None, error=lambda line: print(line, file=sys.stderr))
     wall = time.perf_counter() - start
     peak = peak_rss_mib()
@@ -175,14 +177,14 @@ def run_bmrun(job: dict) -> dict:
     t0 = time.perf_counter()
     loaded = read_rgb(image)
     t1 = time.perf_counter()
-    labels_path, _ = output_paths(outdir, "scan")
+    labels_path = outdir / LabelPngWriter().filename("scan")
     labels = read_label_png(labels_path)
     t2 = time.perf_counter()
     write_label_png(outdir / "rewrite_labels.png", labels)
     write_rgb_png(outdir / "rewrite_overlay.png", overlay(loaded.rgb, labels))
     t3 = time.perf_counter()
     return {"wall_s": wall, "peak_rss_mib": peak, "tiles_total": record["tiles_total"],
-            "tiles_skipped": record["tiles_skipped"], "labels": str(labels_path), "provider": segmenter.provider,
+            "tiles_skipped": record["tiles_skipped"], "labels": str(labels_path), "provider": model.provider,
             "stages_s": {"decode": t1 - t0, "model": record["model_seconds"],
                          "blending": record["seconds"] - record["model_seconds"], "writing": t3 - t2}}
 
@@ -205,11 +207,14 @@ def scaling_image(megapixels: float, seed: int = 5) -> np.ndarray:
 
 def run_scaling(job: dict) -> dict:
     """Segment one synthetic scan of a given size; peak RSS above what the image itself holds."""
+    from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.segmenter import Segmenter
+    from bonemarrow.runtime.tiling import TilingConfig
 
-    segmenter = Segmenter(job["model"], job.get("provider", "cpu"), threads=int(job["threads"]))
-    tile = segmenter.tile
-    segmenter.predict(np.full((1, 3, tile, tile), 200, np.uint8))  # warm-up
+    model = open_model(job["model"], job.get("provider", "cpu"), int(job["threads"]))
+    config = TilingConfig().resolved(model.info)
+    model.predict(np.full((1, 3, config.tile, config.tile), 200, np.uint8))  # warm-up
+    segmenter = Segmenter(model, config)
     rgb = scaling_image(float(job["megapixels"]))
     reset_ok = reset_peak_rss()  # the generator's own peak is not the segmenter's
     before = current_rss_mib()

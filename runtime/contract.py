@@ -8,7 +8,9 @@ naming the problem instead of a shape error deep inside a batch run:
 * metadata_props key `bonemarrow`: JSON with format_version, classes, colors,
   tile, divisor, members and precision (extra keys are allowed).
 
-Only onnxruntime's own view of the model is used (no `onnx` package needed).
+Pure schema: names, metadata parsing and checks. Nothing here opens a session or
+imports onnxruntime (bonemarrow.runtime.model does that, once, and calls these
+checks on the session it opened); the exporter uses the same checks on its bytes.
 """
 from __future__ import annotations
 
@@ -38,7 +40,6 @@ class ModelInfo:
     """What the runtime needs to know about a model, parsed from its metadata."""
 
     path: Path
-    sha256: str
     format_version: int
     classes: tuple[str, ...]
     colors: tuple[tuple[int, int, int], ...]
@@ -160,15 +161,17 @@ def check_io(session, where: str) -> None:
                                  f"expected {NUM_CLASSES}")
 
 
-def validate_session(session, path: str | os.PathLike) -> ModelInfo:
-    """Check an onnxruntime session's model against the contract; return its ModelInfo."""
+def read_model_info(session, path: str | os.PathLike) -> ModelInfo:
+    """Check an opened session's model against the contract; return its ModelInfo.
+
+    `session` is anything with onnxruntime's get_inputs/get_outputs/get_modelmeta.
+    """
     path = Path(path)
     where = str(path)
     check_io(session, where)
     meta = parse_metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), where)
     return ModelInfo(
         path=path,
-        sha256=file_sha256(path),
         format_version=meta["format_version"],
         classes=tuple(meta["classes"]),
         colors=tuple(tuple(c) for c in meta["colors"]),
@@ -178,11 +181,3 @@ def validate_session(session, path: str | os.PathLike) -> ModelInfo:
         precision=meta["precision"],
         metadata=meta,
     )
-
-
-def load_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Open a model on the CPU just to check it (used by tools that do not run it)."""
-    from bonemarrow.runtime.session import create_session
-
-    session, _ = create_session(path, provider="cpu", threads=1)
-    return validate_session(session, path)

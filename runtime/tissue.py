@@ -12,13 +12,22 @@ no tissue anywhere in the tile's footprint. The detector errs towards "tissue":
 A skipped tile contributes nothing to the blend, and every tile that contains a
 detected tissue pixel is computed, so labels inside the mask are exactly what a
 run without skipping gives.
+
+The detector reads the source's low-resolution view (ImageSource.low_res_view),
+never full-resolution pixels the source does not already hold: a whole-slide
+source answers with a pyramid level, and only the rest of the downscaling is
+pooled here.
 """
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from bonemarrow.runtime.tiling.sources import ImageSource
 
 #: A pixel is glass when every channel is at least this bright ...
 WHITE_LEVEL = 215
@@ -64,6 +73,21 @@ def tissue_mask(
         kernel = np.ones((2 * radius + 1, 2 * radius + 1), dtype=np.uint8)
         mask = cv2.dilate(mask.view(np.uint8), kernel).astype(bool)
     return mask, factor
+
+
+def detect_tissue(source: ImageSource, factor: int = DEFAULT_FACTOR,
+                  margin: int = DEFAULT_MARGIN) -> tuple[np.ndarray, int]:
+    """Tissue mask of a source from its low-resolution view: (mask, its downscale factor).
+
+    The view may be finer than `factor` (an in-memory image is its own view; a slide
+    gives the pyramid level at or below it); the rest is pooled here, so the mask's
+    factor is the view's factor times the pooling, and the margin stays in
+    full-resolution pixels.
+    """
+    view = source.low_res_view(factor)
+    pool = max(1, factor // view.factor)
+    mask, pool = tissue_mask(view.rgb, factor=pool, margin=math.ceil(margin / view.factor))
+    return mask, view.factor * pool
 
 
 def _any_pool(block: np.ndarray, factor: int) -> np.ndarray:

@@ -39,5 +39,5 @@ step "bm-run with the exported model"
 bm-run "$work/data/images" -o "$work/out" --model "$work/model.onnx" --quiet
 ls "$work/out" | head -3
 step "tests that need a GPU"
-"${PYTHON:-python3}" -m pytest -q -p no:cacheprovider tests/benchmarks/test_bench_devices.py tests/runtime/test_rt_session.py
+"${PYTHON:-python3}" -m pytest -q -p no:cacheprovider tests/benchmarks/test_bench_devices.py tests/runtime/test_rt_providers.py
 echo "gpu_smoke: all passed ($work)"

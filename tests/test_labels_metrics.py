@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bonemarrow.runtime import label_io, labels, metrics
+from bonemarrow.runtime import labels, metrics
+from bonemarrow.runtime.io import labels as label_io
 
 label_maps = arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 3))
 

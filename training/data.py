@@ -1,7 +1,7 @@
 """Reading a dataset folder and sampling training crops where there is tissue.
 
 A dataset is DATASET/manifest.json + images/NAME.png (RGB) + labels/NAME.png
-(class indices, see bonemarrow.runtime.label_io). Everything is checked up front
+(class indices, see bonemarrow.runtime.io.labels). Everything is checked up front
 so a broken dataset fails in one line before any training time is spent.
 
 Crops are drawn around a pixel of a randomly chosen class present in the image
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from bonemarrow.runtime.errors import first_line
-from bonemarrow.runtime.label_io import read_label_png
+from bonemarrow.runtime.io.labels import read_label_png
 from bonemarrow.runtime.labels import BACKGROUND, CLASSES, NUM_CLASSES, TISSUE_CLASSES
 from bonemarrow.training.augment import AugmentConfig, augment_crop, half_resolution
 

@@ -1,7 +1,7 @@
 """The dataset folder every training tool reads: images/, labels/ and manifest.json.
 
 DATASET/images/NAME.png is the RGB scan, DATASET/labels/NAME.png its label map
-(bonemarrow.runtime.label_io format) and DATASET/manifest.json lists every item
+(bonemarrow.runtime.io.labels format) and DATASET/manifest.json lists every item
 with its split, size, class fractions, source and sha256, plus the inputs that
 could not be converted ("failures"). Splits come from a hash of the item name,
 so adding files never moves an existing item to another split; the one exception
@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from bonemarrow.runtime.atomic import write_bytes_atomic
+from bonemarrow.runtime.io.labels import read_label_png, write_label_png
 from bonemarrow.runtime.json_io import write_json_atomic
-from bonemarrow.runtime.label_io import read_label_png, write_label_png
 from bonemarrow.runtime.metrics import class_counts, tissue_fractions
 
 FORMAT_VERSION = 1

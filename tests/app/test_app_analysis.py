@@ -11,22 +11,23 @@ from app_fixtures import encode, paint_blocks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bonemarrow.app.analysis import analyse, find_model, percent, preview, upload_key, with_overlap
-from bonemarrow.runtime.image_io import ImageReadError
-from bonemarrow.runtime.label_io import read_label_png
+from bonemarrow.app.analysis import analyse, find_model, percent, preview, upload_key
+from bonemarrow.runtime.io.labels import read_label_png
+from bonemarrow.runtime.io.readers import ImageReadError
 from bonemarrow.runtime.metrics import class_counts
-from bonemarrow.runtime.segmenter import Segmenter
+from bonemarrow.runtime.model import open_model
+from bonemarrow.runtime.tiling import TilingConfig
 
 
 @pytest.fixture(scope="module")
-def segmenter(model_path):
-    return Segmenter(model_path, "cpu", threads=1)
+def model(model_path):
+    return open_model(model_path, "cpu", threads=1)
 
 
-def test_blocks_give_exact_fractions_table_and_downloads(segmenter, blocks_scan, tmp_path):
+def test_blocks_give_exact_fractions_table_and_downloads(model, blocks_scan, tmp_path):
     rgb, truth = blocks_scan
     ticks = []
-    analysis = analyse(encode(rgb), "case 7.png", segmenter, progress=lambda done, total: ticks.append((done, total)))
+    analysis = analyse(encode(rgb), "case 7.png", model, progress=lambda done, total: ticks.append((done, total)))
     assert np.array_equal(analysis.segmentation.labels, truth)
     assert analysis.fractions["bone_density"] == pytest.approx(1200 / 6200)
     rows = {row["class"]: row for row in analysis.fraction_rows()}
@@ -51,18 +52,18 @@ def test_blocks_give_exact_fractions_table_and_downloads(segmenter, blocks_scan,
     assert float(row["bone_density"]) == pytest.approx(1200 / 6200, abs=1e-6)
 
 
-def test_previews_are_aligned_and_coloured(segmenter, blocks_scan):
+def test_previews_are_aligned_and_coloured(model, blocks_scan):
     rgb, truth = blocks_scan
-    scan, colour, overlaid = analyse(encode(rgb), "b.png", segmenter).previews()
+    scan, colour, overlaid = analyse(encode(rgb), "b.png", model).previews()
     assert scan.shape == colour.shape == overlaid.shape == rgb.shape
     assert tuple(colour[25, 20]) == (255, 0, 0) and tuple(colour[0, 0]) == (0, 0, 0)
     assert tuple(overlaid[0, 0]) == tuple(rgb[0, 0])  # background keeps the scan
     assert tuple(overlaid[25, 20]) != tuple(rgb[25, 20])  # tissue is tinted
 
 
-def test_large_scans_are_previewed_small_but_analysed_full_size(segmenter):
+def test_large_scans_are_previewed_small_but_analysed_full_size(model):
     rgb, truth = paint_blocks(130, 2600, [(1, 20, 110, 100, 2500)])
-    analysis = analyse(encode(rgb), "wide.png", segmenter)
+    analysis = analyse(encode(rgb), "wide.png", model)
     assert analysis.segmentation.labels.shape == (130, 2600)
     assert int(analysis.segmentation.counts[1]) == 90 * 2400
     scan, colour, overlaid = analysis.previews()
@@ -70,42 +71,44 @@ def test_large_scans_are_previewed_small_but_analysed_full_size(segmenter):
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".tiff"])
-def test_jpeg_and_tiff_uploads(segmenter, blocks_scan, suffix):
+def test_jpeg_and_tiff_uploads(model, blocks_scan, suffix):
     rgb, truth = blocks_scan
-    analysis = analyse(encode(rgb, suffix), f"scan{suffix}", segmenter)
+    analysis = analyse(encode(rgb, suffix), f"scan{suffix}", model)
     agreement = (analysis.segmentation.labels == truth).mean()
     assert agreement > (0.97 if suffix == ".jpg" else 0.999999)  # JPEG is lossy at block edges
 
 
-def test_bad_file_and_oversized_image_are_one_clear_line(segmenter, blocks_scan):
+def test_bad_file_and_oversized_image_are_one_clear_line(model, blocks_scan):
     with pytest.raises(ImageReadError, match=r"^notes\.png: not a PNG, JPEG or TIFF image$"):
-        analyse(b"hello, I am text", "notes.png", segmenter)
+        analyse(b"hello, I am text", "notes.png", model)
     with pytest.raises(ImageReadError, match=r"^cut\.png: truncated PNG"):
-        analyse(encode(blocks_scan[0])[:200], "cut.png", segmenter)
+        analyse(encode(blocks_scan[0])[:200], "cut.png", model)
     with pytest.raises(ImageReadError, match=r"^big\.png: 128 x 96 = 12,288 pixels exceeds the limit of 10,000"):
-        analyse(encode(blocks_scan[0]), "big.png", segmenter, max_pixels=10_000)
+        analyse(encode(blocks_scan[0]), "big.png", model, max_pixels=10_000)
 
 
-def test_no_tissue_gives_undefined_fractions(segmenter):
+def test_no_tissue_gives_undefined_fractions(model):
     rgb, _ = paint_blocks(64, 64, [])
-    analysis = analyse(encode(rgb), "glass.png", segmenter)
+    analysis = analyse(encode(rgb), "glass.png", model)
     assert analysis.tissue_pixels == 0
     assert all(math.isnan(row["share_of_tissue"]) for row in analysis.fraction_rows())
     assert percent(analysis.fractions["bone_density"]) == "\u2014"
 
 
-def test_overlap_is_per_run_and_leaves_the_shared_model_alone(segmenter, blocks_scan):
+def test_overlap_is_per_run_and_leaves_the_shared_model_alone(model, blocks_scan):
     rgb, truth = blocks_scan
     data = encode(rgb)
-    none = analyse(data, "a.png", segmenter, overlap=0.0)
-    half = analyse(data, "a.png", segmenter, overlap=0.5)
+    none = analyse(data, "a.png", model, TilingConfig(overlap=0.0))
+    half = analyse(data, "a.png", model, TilingConfig(overlap=0.5))
     assert half.segmentation.tiles_total > none.segmentation.tiles_total
     assert np.array_equal(none.segmentation.labels, half.segmentation.labels)
-    assert segmenter.overlap == 0.25
-    runner = with_overlap(segmenter, 0.5)
-    assert runner.session is segmenter.session and runner.overlap == 0.5
+    # The shared model carries no settings: after another visitor's run the default is still overlap 0.25.
+    dense = analyse(data, "a.png", model, TilingConfig(overlap=0.75))
+    default = analyse(data, "a.png", model)
+    quarter = analyse(data, "a.png", model, TilingConfig(overlap=0.25))
+    assert default.segmentation.tiles_total == quarter.segmentation.tiles_total < dense.segmentation.tiles_total
     with pytest.raises(ValueError, match="overlap"):
-        with_overlap(segmenter, 1.0)
+        TilingConfig(overlap=1.0)
 
 
 def test_upload_key_changes_with_every_input():
@@ -128,11 +131,11 @@ def test_find_model_reports_why_there_is_none(monkeypatch, tmp_path, model_path)
 @given(height=st.integers(16, 90), width=st.integers(16, 90),
        blocks=st.lists(st.tuples(st.sampled_from([1, 2, 3]), st.integers(0, 89), st.integers(1, 40),
                                  st.integers(0, 89), st.integers(1, 40)), max_size=4))
-def test_counts_match_the_painted_areas(segmenter, height, width, blocks):
+def test_counts_match_the_painted_areas(model, height, width, blocks):
     """Whatever is painted, the table's pixel counts are the painted areas (tiling loses nothing)."""
     rects = [(c, y, y + h, x, x + w) for c, y, h, x, w in blocks]
     rgb, truth = paint_blocks(height, width, rects)
-    analysis = analyse(encode(rgb), "p.png", segmenter)
+    analysis = analyse(encode(rgb), "p.png", model)
     expected = class_counts(truth)
     assert [row["pixels"] for row in analysis.fraction_rows()] == [int(n) for n in expected[1:]]
     assert analysis.tissue_pixels == int(expected[1:].sum())

@@ -39,7 +39,8 @@ if not CHROMIUM.is_file():
 from app_fixtures import encode  # noqa: E402
 
 from bonemarrow.app.analysis import percent  # noqa: E402
-from bonemarrow.runtime.label_io import read_label_png  # noqa: E402
+from bonemarrow.runtime.io.labels import read_label_png  # noqa: E402
+from bonemarrow.runtime.model import open_model  # noqa: E402
 from bonemarrow.runtime.segmenter import Segmenter  # noqa: E402
 
 
@@ -97,7 +98,7 @@ def biopsy() -> np.ndarray:
 
 def test_upload_in_chromium_shows_the_result_and_downloads_the_labels(app_url, biopsy, tmp_path):
     url, model = app_url
-    expected = Segmenter(model, "cpu").segment(biopsy)  # what the runtime API says for this scan
+    expected = Segmenter(open_model(model, "cpu")).segment(biopsy)  # what the runtime API says for this scan
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:

@@ -11,6 +11,7 @@ import streamlit as st  # noqa: E402
 from app_fixtures import encode, paint_blocks  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from bonemarrow.runtime import model as model_module  # noqa: E402
 from bonemarrow.runtime.segmenter import Segmenter  # noqa: E402
 
 APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
@@ -19,7 +20,7 @@ TIMEOUT = 60  # the first run imports onnxruntime, pandas and altair on a busy 2
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch):
-    """Each test loads its own model: no Segmenter carried over from another test."""
+    """Each test loads its own model: no model carried over from another test."""
     monkeypatch.delenv("BONEMARROW_MAX_PIXELS", raising=False)
     st.cache_resource.clear()
     yield
@@ -73,17 +74,17 @@ def test_upload_shows_pictures_fractions_table_and_downloads(page, blocks_scan):
 
 def test_model_is_loaded_once_and_reruns_do_not_segment_again(monkeypatch, model_path, blocks_scan):
     calls = {"load": 0, "segment": 0}
-    real_init, real_segment = Segmenter.__init__, Segmenter.segment
+    real_open, real_segment = model_module.open_model, Segmenter.segment
 
-    def counting_init(self, *args, **kwargs):
+    def counting_open(*args, **kwargs):
         calls["load"] += 1
-        real_init(self, *args, **kwargs)
+        return real_open(*args, **kwargs)
 
     def counting_segment(self, *args, **kwargs):
         calls["segment"] += 1
         return real_segment(self, *args, **kwargs)
 
-    monkeypatch.setattr(Segmenter, "__init__", counting_init)
+    monkeypatch.setattr(model_module, "open_model", counting_open)
     monkeypatch.setattr(Segmenter, "segment", counting_segment)
     monkeypatch.setenv("BONEMARROW_MODEL", str(model_path))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)

@@ -20,8 +20,8 @@ from bonemarrow.benchmarks.cli import main, resolve_devices
 from bonemarrow.benchmarks.models import torch_predict
 from bonemarrow.benchmarks.report import render_markdown
 from bonemarrow.benchmarks.worker import run_tiler
-from bonemarrow.runtime.image_io import write_rgb_png
-from bonemarrow.runtime.label_io import read_label_png
+from bonemarrow.runtime.io.writers import write_rgb_png
+from bonemarrow.runtime.io.labels import read_label_png
 from bonemarrow.runtime.tiling import sliding_window_inference
 from bonemarrow.training.checkpoint import save_checkpoint
 from bonemarrow.training.models import build_model

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from bonemarrow.export.exporter import export_checkpoint
-from bonemarrow.runtime.contract import load_model_info
+from bonemarrow.runtime.model import open_model
 from bonemarrow.training.checkpoint import save_checkpoint
 
 from conftest import small_options, tiny_model
@@ -33,7 +33,7 @@ def test_seed_preset_exports_with_parity(tmp_path):
     assert result.passed, gate["failures"]
     assert gate["max_abs_prob_diff"] <= 1e-4 and gate["label_agreement"] >= 0.9999
     assert len({tuple(s["shape"]) for s in gate["samples"]}) == 3
-    info = load_model_info(result.model_path)
+    info = open_model(result.model_path, "cpu", 1).info
     assert info.metadata["preset"] == "seed" and info.divisor == 32
     session = ort.InferenceSession(str(result.model_path), providers=["CPUExecutionProvider"])
     probs = session.run(None, {"image": np.zeros((1, 3, 64, 32), np.uint8)})[0]

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from bonemarrow.export.metadata import read_metadata
-from bonemarrow.runtime.contract import file_sha256, load_model_info
+from bonemarrow.runtime.contract import file_sha256
 from bonemarrow.runtime.labels import CLASSES, COLORS
+from bonemarrow.runtime.model import open_model
 from bonemarrow.training.checkpoint import load_checkpoint
 
 
@@ -38,7 +39,7 @@ def test_io_names_types_and_dynamic_axes(fp32):
 
 
 def test_runtime_accepts_it_and_reads_the_contract_keys(fp32, gpu_checkpoint):
-    info = load_model_info(fp32.model_path)
+    info = open_model(fp32.model_path, "cpu", 1).info
     assert info.precision == "fp32" and info.tile == 512 and info.divisor == 32
     assert info.classes == CLASSES and info.colors == COLORS
     assert [m["name"] for m in info.members] == ["unet", "deeplabv3"]

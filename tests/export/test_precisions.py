@@ -8,8 +8,9 @@ import numpy as np
 import onnx
 import pytest
 
-from bonemarrow.runtime.contract import load_model_info
+from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.segmenter import Segmenter
+from bonemarrow.runtime.tiling import TilingConfig
 
 
 # fp16 conversion uses onnxconverter-common (the `export` extra); without it only fp16 is skipped.
@@ -26,7 +27,7 @@ def _producers(model):
 def test_variant_keeps_io_types_passes_its_gate_and_is_smaller(exported, precision):
     result = exported(precision)
     assert result.passed, result.report["gates"]
-    info = load_model_info(result.model_path)  # the runtime's contract check: uint8 in, float32 out
+    info = open_model(result.model_path, "cpu", 1).info  # the runtime's contract check: uint8 in, float32 out
     assert info.precision == precision
     gates = result.report["gates"]
     assert set(gates) == {"fp32", precision} and all(g["passed"] for g in gates.values())
@@ -86,12 +87,13 @@ def test_int8_gate_uses_held_out_dataset_tiles(exported):
 def test_runtime_segments_with_every_precision(exported, precision):
     from bonemarrow.export.parity import synthetic_tiles
 
-    segmenter = Segmenter(exported(precision).model_path, provider="cpu", tile=96)
-    assert segmenter.provider == "CPUExecutionProvider" and segmenter.info.precision == precision
+    model = open_model(exported(precision).model_path, provider="cpu")
+    assert model.provider == "CPUExecutionProvider" and model.info.precision == precision
+    segmenter = Segmenter(model, TilingConfig(tile=96))
     rgb = np.ascontiguousarray(synthetic_tiles(1, 150, 230, seed=5)[0].transpose(1, 2, 0))
     result = segmenter.segment(rgb)
     assert result.labels.shape == (150, 230) and result.labels.max() <= 3
     assert result.counts.sum() == 150 * 230
-    probs = segmenter.predict(np.ascontiguousarray(rgb[:96, :96].transpose(2, 0, 1)[None]))
+    probs = model.predict(np.ascontiguousarray(rgb[:96, :96].transpose(2, 0, 1)[None]))
     assert probs.shape == (1, 4, 96, 96) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-3)

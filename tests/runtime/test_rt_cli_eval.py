@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bonemarrow.runtime.cli_eval import main
-from bonemarrow.runtime.label_io import write_label_png
+from bonemarrow.runtime.cli.eval import main
+from bonemarrow.runtime.io.labels import write_label_png
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 
 import rt_models
 from conftest import tissue_image
-from test_rt_image_io import huge_png_header
-from bonemarrow.runtime import pipeline
-from bonemarrow.runtime.cli_run import main
-from bonemarrow.runtime.label_io import read_label_png
+from test_rt_readers import huge_png_header
+from bonemarrow.runtime.cli.run import main
+from bonemarrow.runtime.io import writers
+from bonemarrow.runtime.io.labels import read_label_png
+from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.segmenter import Segmenter
 
 
@@ -43,7 +44,7 @@ def test_outputs_and_results_match_the_python_api(setup):
     assert [r["name"] for r in document["images"]] == ["scan0", "scan1", "scan2"]
     assert document["failures"] == [] and document["provider"] == "CPUExecutionProvider"
     assert document["model"]["path"] == str(model) and len(document["model"]["sha256"]) == 64
-    segmenter = Segmenter(model, "cpu")
+    segmenter = Segmenter(open_model(model, "cpu"))
     for record in document["images"]:
         rgb = cv2.imread(str(inputs / f"{record['name']}.png"))[..., ::-1]
         expected = segmenter.segment(np.ascontiguousarray(rgb))
@@ -114,7 +115,7 @@ def test_a_different_model_does_not_count_as_finished(setup, tmp_path):
 def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monkeypatch):
     tmp, model, inputs = setup
     out = tmp / "out"
-    real = pipeline.write_rgb_png
+    real = writers.write_rgb_png
     calls = {"n": 0}
 
     def interrupted(path, rgb, *args, **kwargs):
@@ -126,7 +127,7 @@ def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monke
                 raise KeyboardInterrupt
         return real(path, rgb, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "write_rgb_png", interrupted)
+    monkeypatch.setattr(writers, "write_rgb_png", interrupted)
     interrupted_run = run(inputs, "-o", out, "--model", model, "--quiet")
     assert interrupted_run.exit_code == 1 and "Aborted" in interrupted_run.stderr  # click's Ctrl-C handling
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -134,7 +135,7 @@ def test_an_interrupted_run_leaves_no_half_written_file_and_resumes(setup, monke
     recorded = [r["name"] for r in document["images"]]
     assert "scan0" in recorded and "scan1" not in recorded  # the interrupted image is not recorded ...
     assert not (out / "scan1_overlay.png").exists()  # ... and left no output under its final name
-    monkeypatch.setattr(pipeline, "write_rgb_png", real)
+    monkeypatch.setattr(writers, "write_rgb_png", real)
     result = run(inputs, "-o", out, "--model", model)
     assert f"done: {3 - len(recorded)} segmented, {len(recorded)} already finished" in result.stderr
 
@@ -155,9 +156,9 @@ def test_model_and_provider_errors_are_usage_errors(setup):
 
 def test_default_model_missing_tells_to_pass_model(setup, monkeypatch):
     tmp, _, inputs = setup
-    from bonemarrow.runtime import models
+    from bonemarrow.runtime import model
     monkeypatch.delenv("BONEMARROW_MODEL", raising=False)
-    monkeypatch.setattr(models, "bundled_model_path", lambda: tmp / "nope.onnx")
+    monkeypatch.setattr(model, "bundled_model_path", lambda: tmp / "nope.onnx")
     result = run(inputs, "-o", tmp / "out")
     assert result.exit_code == 2 and "--model" in result.stderr
 

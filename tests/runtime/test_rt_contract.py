@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import rt_models
-from bonemarrow.runtime.contract import ModelContractError, load_model_info
+from bonemarrow.runtime.contract import ModelContractError
+from bonemarrow.runtime.model import open_model
 from bonemarrow.runtime.segmenter import Segmenter
+from bonemarrow.runtime.tiling import TilingConfig
 
 
 def saved(tmp_path, model, name="model.onnx"):
@@ -16,7 +18,7 @@ def saved(tmp_path, model, name="model.onnx"):
 
 def refuse(path, match):
     with pytest.raises(ModelContractError, match=match) as caught:
-        load_model_info(path)
+        open_model(path, "cpu", 1)
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "Traceback" not in message
     return message
@@ -24,10 +26,11 @@ def refuse(path, match):
 
 def test_valid_model_loads_with_its_metadata(tmp_path):
     path = saved(tmp_path, rt_models.pixelwise(rt_models.metadata(tile=96, divisor=32, extra="kept")))
-    info = load_model_info(path)
+    model = open_model(path, "cpu", 1)
+    info = model.info
     assert (info.tile, info.divisor, info.precision, info.format_version) == (96, 32, "fp32", 1)
     assert info.classes == ("background", "bone", "fat", "other")
-    assert info.metadata["extra"] == "kept" and len(info.sha256) == 64
+    assert info.metadata["extra"] == "kept" and len(model.sha256) == 64
 
 
 @pytest.mark.parametrize("builder,match", [
@@ -85,12 +88,12 @@ def test_corrupt_truncated_empty_and_missing_files(tmp_path):
     refuse(tmp_path, "not a file")
 
 
-def test_segmenter_refuses_too_and_runs_a_good_model(tmp_path):
+def test_open_model_refuses_too_and_a_good_model_segments(tmp_path):
     bad = saved(tmp_path, rt_models.pixelwise(rt_models.metadata(precision="fp64")), "bad.onnx")
     with pytest.raises(ModelContractError):
-        Segmenter(bad, provider="cpu")
-    segmenter = Segmenter(saved(tmp_path, rt_models.constant()), provider="cpu", tile=32)
-    result = segmenter.segment(np.zeros((40, 50, 3), np.uint8))
+        open_model(bad, provider="cpu")
+    model = open_model(saved(tmp_path, rt_models.constant()), provider="cpu")
+    result = Segmenter(model, TilingConfig(tile=32)).segment(np.zeros((40, 50, 3), np.uint8))
     assert result.labels.shape == (40, 50) and (result.labels == 2).all()
     assert result.counts.tolist() == [0, 0, 2000, 0] and result.fractions["fat_fraction"] == 1.0
-    assert segmenter.provider == "CPUExecutionProvider"
+    assert model.provider == "CPUExecutionProvider"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from bonemarrow.runtime.summary import fractions_table
+from bonemarrow.runtime.batch.summary import fractions_table
 
 
 def _record(name, density, seconds=1.25):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import rt_models
 from conftest import ort_predict, tissue_image
 from bonemarrow.runtime.tiling import (
-    importance_map, plan_grid, sliding_window_inference, tile_starts,
+    ArraySink, ArraySource, TilingConfig, importance_map, plan_grid, run_tiled, sliding_window_inference, tile_starts,
 )
 
 PIXELWISE = ort_predict(rt_models.pixelwise())
@@ -206,3 +206,52 @@ def test_progress_reports_every_tile():
                                       progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (result.tiles_total, result.tiles_total)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+class BandRecorder:
+    """A BandSink that keeps only the size of each band it receives."""
+
+    def __init__(self):
+        self.bands: list[tuple[int, int]] = []
+
+    def write(self, y0, labels, probs):
+        self.bands.append((y0, labels.shape[0]))
+
+
+def _glass_run(image, tile=32, overlap=0.25):
+    """Run with background skipping; return (result, labels, bands) and check the bands tile the image."""
+    config = TilingConfig(tile=tile, overlap=overlap, batch_size=2)
+    maps, recorder = ArraySink(*image.shape[:2]), BandRecorder()
+    result = run_tiled(ArraySource(image), PIXELWISE, [maps, recorder], config, divisor=8)
+    starts = [y0 for y0, _ in recorder.bands]
+    assert starts == sorted(starts) and sum(rows for _, rows in recorder.bands) == image.shape[0]
+    return result, maps.labels, recorder.bands
+
+
+@pytest.mark.parametrize("height", [2000, 6000])
+def test_skipped_glass_streams_out_in_bounded_bands(height):
+    """Issue 13 item 5: an all-glass image must not hand its rows to the accumulator in one piece.
+    Peak rows held and the tallest band stay <= tile + stride, whatever the height."""
+    image = np.full((height, 64, 3), 250, np.uint8)
+    result, labels, bands = _glass_run(image)
+    tile, stride = 32, 24
+    assert result.tiles_skipped == result.tiles_total
+    assert result.peak_band_rows <= tile + stride
+    assert max(rows for _, rows in bands) <= tile + stride
+    assert (labels == 0).all()
+
+
+def test_tissue_only_at_the_bottom_of_a_tall_image_keeps_the_accumulator_small():
+    """The glass above the first tile that runs streams out first; the accumulator never spans it."""
+    image = np.full((3000, 64, 3), 250, np.uint8)
+    image[-40:] = tissue_image(40, 64, seed=2)[:, :, :]
+    image[-40:, :, 0] = 120  # make sure every pixel of the strip is tissue
+    result, labels, bands = _glass_run(image)
+    tile, stride = 32, 24
+    assert 0 < result.tiles_skipped < result.tiles_total
+    assert result.peak_band_rows <= tile + stride
+    assert max(rows for _, rows in bands) <= tile + stride
+    whole = sliding_window_inference(image, PIXELWISE, tile=tile, divisor=8, overlap=0.25, batch_size=2,
+                                     banded=False)
+    np.testing.assert_array_equal(labels, whole.labels)
+    assert (labels[-40:] != 0).any() and (labels[:2900] == 0).all()

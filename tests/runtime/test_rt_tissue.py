@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 import rt_models
 from conftest import ort_predict, tissue_image
-from bonemarrow.runtime.tissue import tissue_mask, tissue_pixels, upsample_mask
-from bonemarrow.runtime.tiling import sliding_window_inference
+from bonemarrow.runtime.tiling import (ArraySink, ArraySource, LowResView, TilingConfig, run_tiled,
+                                       sliding_window_inference)
+from bonemarrow.runtime.tissue import DEFAULT_MARGIN, detect_tissue, tissue_mask, tissue_pixels, upsample_mask
 
 RECEPTIVE = ort_predict(rt_models.receptive())
 PIXELWISE = ort_predict(rt_models.pixelwise())
@@ -69,3 +70,50 @@ def test_a_single_tissue_pixel_is_never_missed(y, x, colour):
     full = upsample_mask(mask, factor, image.shape[:2])
     assert full[y, x]
     assert full[max(0, y - 16):y + 17, max(0, x - 16):x + 17].all()  # the safety margin
+
+
+class ViewSource:
+    """An ImageSource whose low-resolution view is given separately from its pixels,
+    recording every rectangle the tiler reads."""
+
+    def __init__(self, image: np.ndarray, view: LowResView):
+        self.image, self.view = image, view
+        self.height, self.width = image.shape[:2]
+        self.reads: list[tuple[int, int, int, int]] = []
+        self.view_requests: list[int] = []
+
+    def read(self, y0, y1, x0, x1):
+        self.reads.append((y0, y1, x0, x1))
+        return self.image[y0:y1, x0:x1]
+
+    def low_res_view(self, factor):
+        self.view_requests.append(factor)
+        return self.view
+
+
+def test_tissue_detection_uses_the_sources_low_res_view_not_its_pixels():
+    """Tissue everywhere in the pixels, but the source's (factor 4) view shows it only on the left:
+    the skipped tiles follow the view, and the tiler reads nothing but tiles."""
+    image = tissue_image(128, 256, seed=5)
+    image[:] = (150, 60, 140)  # tissue in every pixel
+    view_rgb = np.full((32, 64, 3), 250, np.uint8)
+    view_rgb[:, :16] = (150, 60, 140)  # the view's tissue: x < 64 at full resolution
+    source = ViewSource(image, LowResView(view_rgb, 4))
+    sink = ArraySink(128, 256)
+    result = run_tiled(source, PIXELWISE, [sink], TilingConfig(tile=32, overlap=0.0, batch_size=4), divisor=8)
+    assert source.view_requests == [8]
+    assert 0 < result.tiles_skipped < result.tiles_total
+    assert all(y1 - y0 <= 32 and x1 - x0 <= 32 for y0, y1, x0, x1 in source.reads)  # tiles only
+    assert max(x0 for _, _, x0, _ in source.reads) < 64 + DEFAULT_MARGIN  # tiles near the view's tissue
+    assert (sink.labels[:, 64 + DEFAULT_MARGIN + 32:] == 0).all()  # skipped: background
+    mask, factor = detect_tissue(source)
+    assert factor == 8 and mask.shape == (16, 32)  # the factor-4 view pooled by 2
+
+
+def test_an_array_source_is_its_own_view_so_skipping_is_unchanged():
+    image = tissue_image(200, 260, seed=1)
+    view = ArraySource(image).low_res_view(8)
+    assert view.factor == 1 and view.rgb is image
+    mask, factor = detect_tissue(ArraySource(image))
+    expected, expected_factor = tissue_mask(image)
+    assert factor == expected_factor and np.array_equal(mask, expected)

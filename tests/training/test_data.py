@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bonemarrow.runtime.label_io import write_label_png
+from bonemarrow.runtime.io.labels import write_label_png
 from bonemarrow.runtime.labels import COLORS, TISSUE_CLASSES, colorize
 from bonemarrow.training.augment import AugmentConfig, augment_crop, stain_jitter
 from bonemarrow.training.data import CropSampler, DatasetError, check_crop_fits, load_dataset

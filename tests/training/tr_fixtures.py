@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bonemarrow.runtime.label_io import write_label_png
+from bonemarrow.runtime.io.labels import write_label_png
 
 # Plain colours per class, so a few training steps can already learn them.
 CLASS_COLOURS = {0: (245, 245, 245), 1: (200, 60, 120), 2: (250, 225, 235), 3: (110, 70, 160)}

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 
 import rt_models
-from bonemarrow.runtime import session as session_module
-from bonemarrow.runtime.session import CUDA, InstallError, ProviderError, create_session
+from bonemarrow.runtime import providers as providers_module
+from bonemarrow.runtime.providers import CUDA, InstallError, ProviderError, open_session
 
 HAS_CUDA = CUDA in ort.get_available_providers()
 
@@ -22,14 +22,14 @@ def model_path(tmp_path):
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has a CUDA provider; the refusal needs a machine without one")
 def test_cuda_request_fails_clearly_without_cuda(model_path):
     with pytest.raises(ProviderError, match="--provider cuda: .*no CUDA provider") as caught:
-        create_session(model_path, "cuda")
+        open_session(model_path, "cuda")
     assert "\n" not in str(caught.value)
 
 
 def test_auto_falls_back_to_cpu_with_one_line_and_no_noise(model_path):
     """Run in a subprocess so that anything onnxruntime writes to fds 1 and 2 is seen."""
-    code = ("from bonemarrow.runtime.segmenter import Segmenter;"
-            f"s = Segmenter({str(model_path)!r}, provider='auto'); print(s.choice_line)")
+    code = ("from bonemarrow.runtime.model import open_model;"
+            f"m = open_model({str(model_path)!r}, provider='auto'); print(m.choice.describe())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = (done.stdout + done.stderr).strip().splitlines()
@@ -44,41 +44,41 @@ def test_auto_with_a_cuda_build_that_cannot_start_cuda_falls_back_silently(model
     if HAS_CUDA:
         pytest.skip("needs a machine where CUDA cannot start")
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
-    session, choice = create_session(model_path, "auto")
+    session, choice = open_session(model_path, "auto")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert choice.provider == "CPUExecutionProvider" and "CUDA could not start" in choice.describe()
     assert session.get_providers() == ["CPUExecutionProvider"]
     with pytest.raises(ProviderError, match="CUDA could not start"):
-        create_session(model_path, "cuda")
+        open_session(model_path, "cuda")
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA device")
 def test_cuda_runs_on_a_gpu(model_path):
-    _, choice = create_session(model_path, "cuda")
+    _, choice = open_session(model_path, "cuda")
     assert choice.provider == CUDA
 
 
 def test_cpu_uses_the_cpus_we_may_use(model_path):
-    _, choice = create_session(model_path, "cpu")
+    _, choice = open_session(model_path, "cpu")
     assert choice.provider == "CPUExecutionProvider" and choice.threads >= 1
-    _, choice = create_session(model_path, "cpu", threads=1)
+    _, choice = open_session(model_path, "cpu", threads=1)
     assert choice.threads == 1 and "1 threads" in choice.describe()
 
 
 def test_unknown_provider_is_refused(model_path):
     with pytest.raises(ProviderError, match="auto, cpu, cuda"):
-        create_session(model_path, "tpu")
+        open_session(model_path, "tpu")
 
 
 def test_both_runtime_wheels_installed_is_refused(monkeypatch):
-    monkeypatch.setattr(session_module, "installed_runtimes", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    monkeypatch.setattr(providers_module, "installed_runtimes", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(InstallError, match="both onnxruntime and onnxruntime-gpu"):
-        session_module.import_onnxruntime()
+        providers_module.import_onnxruntime()
 
 
 def test_missing_runtime_is_refused_with_the_install_command(monkeypatch):
-    monkeypatch.setattr(session_module, "installed_runtimes", lambda: [])
+    monkeypatch.setattr(providers_module, "installed_runtimes", lambda: [])
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(InstallError, match=r"bonemarrow-seg\[cpu\]"):
-        session_module.import_onnxruntime()
+        providers_module.import_onnxruntime()

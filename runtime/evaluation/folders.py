@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bonemarrow.runtime.label_io import read_label_png
+from bonemarrow.runtime.io.labels import read_label_png
 from bonemarrow.runtime.labels import CLASSES, NUM_CLASSES
 from bonemarrow.runtime.metrics import dice_from_confusion, evaluate_pair, relative_density_error, tissue_fractions
 

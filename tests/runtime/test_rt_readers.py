@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from bonemarrow.runtime import image_io
-from bonemarrow.runtime.image_io import ImageReadError, decode_rgb, read_header, read_rgb
-from bonemarrow.runtime.label_io import encode_label_png
+from bonemarrow.runtime.io import readers
+from bonemarrow.runtime.io.readers import ImageReadError, decode_rgb, read_header, read_rgb
+from bonemarrow.runtime.io.labels import encode_label_png
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (23, 31, 3), dtype=np.uint8)
@@ -81,10 +81,10 @@ def huge_png_header(width, height):
 def test_pixel_limit_is_checked_before_decoding(monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded despite the limit")
-    monkeypatch.setattr(image_io.cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(readers.cv2, "imdecode", no_decoding)
     with pytest.raises(ImageReadError, match="exceeds the limit"):
         decode_rgb(huge_png_header(100_000, 100_000), "bomb.png", max_pixels=10**8)
-    monkeypatch.setenv(image_io.MAX_PIXELS_ENV, "100")
+    monkeypatch.setenv(readers.MAX_PIXELS_ENV, "100")
     with pytest.raises(ImageReadError, match="bomb.png: 23 x 31 .* exceeds the limit of 100"):
         decode_rgb(huge_png_header(23, 31), "bomb.png")
 
@@ -136,10 +136,10 @@ def test_find_images_names_and_collisions(tmp_path):
     (tmp_path / "a" / "sub").mkdir(parents=True)
     for rel in ["a/x.png", "a/sub/x.png", "a/notes.txt", "b.tif"]:
         (tmp_path / rel).write_bytes(b"")
-    items, problems = image_io.find_images([tmp_path / "a", tmp_path / "b.tif", tmp_path / "zzz"], recursive=True)
+    items, problems = readers.find_images([tmp_path / "a", tmp_path / "b.tif", tmp_path / "zzz"], recursive=True)
     assert [name for _, name in items] == ["sub__x", "x", "b"]
     assert problems == [(str(tmp_path / "zzz"), "no such file or folder")]
-    items, _ = image_io.find_images([tmp_path / "a"])
+    items, _ = readers.find_images([tmp_path / "a"])
     assert [name for _, name in items] == ["x"]
-    items, problems = image_io.find_images([tmp_path / "a/x.png", tmp_path / "a/sub/x.png", tmp_path / "a/x.png"])
+    items, problems = readers.find_images([tmp_path / "a/x.png", tmp_path / "a/sub/x.png", tmp_path / "a/x.png"])
     assert len(items) == 1 and "already used" in problems[0][1]

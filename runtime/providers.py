@@ -1,4 +1,4 @@
-"""onnxruntime sessions: choose the execution provider honestly and quietly.
+"""onnxruntime: its import, the execution provider chosen honestly and quietly, and the one-line reasons.
 
 * `auto` uses CUDA only when it really works: the session is created and CUDA is
   the provider it actually runs on; otherwise the CPU, with one line saying why.
@@ -9,6 +9,10 @@ onnxruntime prints provider-load failures (missing CUDA libraries and so on) as
 log noise on stdout/stderr; those are silenced, and the caller reports ONE line
 (`describe(...)`). onnxruntime and onnxruntime-gpu install the same Python module
 and overwrite each other's files, so having both is refused up front.
+
+One session is opened: on CUDA when CUDA is tried and runs the model, else on the
+CPU. Only when a CUDA attempt fails is a CPU session opened as well, which also
+tells a broken model (it fails there too) from a CUDA problem.
 """
 from __future__ import annotations
 
@@ -155,8 +159,6 @@ def _open(ort, path: Path, providers: list, threads: int | None, severity: int):
 
 def _try_cuda(ort, path: Path, threads: int | None) -> tuple[object | None, str]:
     """A CUDA session if CUDA really runs the model, else (None, reason)."""
-    if CUDA not in ort.get_available_providers():
-        return None, "this onnxruntime build has no CUDA provider (install bonemarrow-seg[gpu])"
     ort.set_default_logger_severity(_SILENT)
     captured: list[str] = []
     try:
@@ -174,23 +176,31 @@ def _try_cuda(ort, path: Path, threads: int | None) -> tuple[object | None, str]
     return session, ""
 
 
-def create_session(path: str | os.PathLike, provider: str = "auto", threads: int | None = None):
-    """Return (onnxruntime.InferenceSession, SessionChoice) for the model at `path`."""
+def open_session(path: str | os.PathLike, provider: str = "auto", threads: int | None = None):
+    """Return (onnxruntime.InferenceSession, SessionChoice) for the model at `path`.
+
+    ModelContractError when the file is missing or onnxruntime cannot load it;
+    ProviderError when `provider` is unknown or `cuda` cannot run.
+    """
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     ort = import_onnxruntime()
     ort.set_default_logger_severity(_QUIET)
     path = check_model_file(path)
-    note = ""
-    if provider in ("auto", "cuda"):
-        if CUDA in ort.get_available_providers():
-            # Load on the CPU first so a broken model is reported as such, not as a CUDA failure.
-            _open(ort, path, [CPU], 1, _QUIET)
-        session, note = _try_cuda(ort, path, threads)
-        if session is not None:
-            return session, SessionChoice(CUDA, provider, threads)
+    cpu_threads = threads or default_threads()
+    if provider == "cpu":
+        return _open(ort, path, [CPU], cpu_threads, _QUIET), SessionChoice(CPU, provider, cpu_threads)
+    if CUDA not in ort.get_available_providers():
+        note = "this onnxruntime build has no CUDA provider (install bonemarrow-seg[gpu])"
         if provider == "cuda":
             raise ProviderError(f"--provider cuda: {note}; use --provider cpu or auto to run on the CPU")
-    cpu_threads = threads or default_threads()
+        return _open(ort, path, [CPU], cpu_threads, _QUIET), SessionChoice(CPU, provider, cpu_threads, note)
+    session, note = _try_cuda(ort, path, threads)
+    if session is not None:
+        return session, SessionChoice(CUDA, provider, threads)
+    # CUDA did not run the model. A CPU session says whether the model itself is broken
+    # (ModelContractError) or CUDA is the problem; `auto` then runs on it.
     session = _open(ort, path, [CPU], cpu_threads, _QUIET)
-    return session, SessionChoice(CPU, provider, cpu_threads, note if provider == "auto" else "")
+    if provider == "cuda":
+        raise ProviderError(f"--provider cuda: {note}; use --provider cpu or auto to run on the CPU")
+    return session, SessionChoice(CPU, provider, cpu_threads, note)

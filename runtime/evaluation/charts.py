@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bonemarrow.runtime.atomic import atomic_path
-from bonemarrow.runtime.evaluation import Evaluation
+from bonemarrow.runtime.evaluation.folders import Evaluation
 from bonemarrow.runtime.labels import CLASSES, COLORS
 
 CHARTS = ("dice_per_image.png", "density_error.png", "density_scatter.png", "confusion.png")

@@ -11,21 +11,23 @@ from pathlib import Path
 
 import click
 
+from bonemarrow.runtime.cli.common import CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, error, fail, note, quiet_option
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("gt_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for eval.csv, eval.json and the charts.")
 @click.option("--no-charts", is_flag=True, help="Skip the PNG charts (they need matplotlib).")
-@click.option("--quiet", is_flag=True, help="Only errors.")
+@quiet_option(help="Only errors.")
 def main(pred_dir, gt_dir, outdir, no_charts, quiet):
     """Dice per class, bone density error and confusion matrix of PRED_DIR against GT_DIR.
 
     Pairs PRED_DIR/NAME_labels.png (or NAME.png) with GT_DIR/NAME.png (or NAME_labels.png).
     """
     from bonemarrow.runtime.atomic import write_text_atomic
-    from bonemarrow.runtime.evaluation import evaluate_folders, render_csv
+    from bonemarrow.runtime.evaluation.folders import evaluate_folders, render_csv
 
     def say(line):
         if not quiet:
@@ -33,7 +35,7 @@ def main(pred_dir, gt_dir, outdir, no_charts, quiet):
 
     evaluation = evaluate_folders(pred_dir, gt_dir)
     for failure in evaluation.failures:
-        click.echo(f"error: {failure['error']}", err=True)
+        error(failure["error"])
     if evaluation.unmatched_predictions:
         say(f"note: {len(evaluation.unmatched_predictions)} prediction(s) without ground truth: "
             + ", ".join(evaluation.unmatched_predictions[:5]) + (" ..." if len(evaluation.unmatched_predictions) > 5 else ""))
@@ -41,8 +43,7 @@ def main(pred_dir, gt_dir, outdir, no_charts, quiet):
         say(f"note: {len(evaluation.unmatched_truth)} ground truth map(s) without prediction: "
             + ", ".join(evaluation.unmatched_truth[:5]) + (" ..." if len(evaluation.unmatched_truth) > 5 else ""))
     if not evaluation.images:
-        click.echo(f"error: no readable prediction / ground truth pairs in {pred_dir} and {gt_dir}", err=True)
-        sys.exit(1)
+        fail(f"no readable prediction / ground truth pairs in {pred_dir} and {gt_dir}", EXIT_FAILED)
     outdir.mkdir(parents=True, exist_ok=True)
     summary = evaluation.summary()
     document = {
@@ -58,17 +59,17 @@ def main(pred_dir, gt_dir, outdir, no_charts, quiet):
     write_text_atomic(outdir / "eval.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     write_text_atomic(outdir / "eval.csv", render_csv(evaluation))
     if not no_charts:
-        from bonemarrow.runtime.eval_charts import write_charts
+        from bonemarrow.runtime.evaluation.charts import write_charts
 
         try:
             write_charts(evaluation, outdir)
         except ImportError:
-            click.echo("note: charts skipped: matplotlib is missing (pip install 'bonemarrow-seg[eval]')", err=True)
+            note("charts skipped: matplotlib is missing (pip install 'bonemarrow-seg[eval]')")
     dice = ", ".join(f"{c} {v:.3f}" for c, v in summary["mean_dice"].items() if v is not None)
-    error = summary["mean_relative_density_error"]
+    density_error = summary["mean_relative_density_error"]
     say(f"{summary['images']} image(s): mean Dice {dice}; mean relative bone density error "
-        + ("n/a" if error is None else f"{100 * error:.1f}%") + f" -> {outdir / 'eval.csv'}")
-    sys.exit(1 if evaluation.failures else 0)
+        + ("n/a" if density_error is None else f"{100 * density_error:.1f}%") + f" -> {outdir / 'eval.csv'}")
+    sys.exit(EXIT_FAILED if evaluation.failures else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Read scans (PNG, JPEG, TIFF) as 8-bit RGB, refusing bad files with one clear line.
 
+A decoded scan is an ImageSource (LoadedImage.source) for the tiler; a new input
+format is a new reader returning a source of its own.
+
 The header is parsed BEFORE decoding, so a file claiming more pixels than the limit
 is refused without allocating its pixels (a decompression bomb costs nothing),
 and PNG/TIFF files are checked for truncation by walking their structure (chunk
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from bonemarrow.runtime.tiling.sources import ArraySource
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Default pixel limit: a seed-scale scan is ~12 MP; 250 MP of RGB is ~750 MB of RAM.
@@ -55,6 +60,11 @@ class LoadedImage:
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
+
+    @property
+    def source(self) -> ArraySource:
+        """The decoded pixels as the tiler's ImageSource (no copy)."""
+        return ArraySource(self.rgb)
 
 
 def max_pixels_default() -> int:
@@ -237,17 +247,6 @@ def read_rgb(path: str | os.PathLike, max_pixels: int | None = None) -> LoadedIm
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
     return decode_rgb(data, str(path), max_pixels)
-
-
-def write_rgb_png(path: str | os.PathLike, rgb: np.ndarray, compression: int = 3) -> None:
-    """Write an RGB image as PNG atomically."""
-    from bonemarrow.runtime.atomic import write_bytes_atomic
-
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_PNG_COMPRESSION, compression])
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    write_bytes_atomic(path, encoded.tobytes())
 
 
 def find_images(inputs: list[str | os.PathLike], recursive: bool = False

@@ -2,6 +2,8 @@
 
 Exit codes: 0 every input done, 1 some inputs failed (each reported in one line,
 the rest still processed), 2 usage error (bad option, unusable model or provider).
+Options become a frozen TilingConfig and an opened model, handed to the local
+batch runner; nothing is read back from them.
 """
 from __future__ import annotations
 
@@ -10,20 +12,19 @@ from pathlib import Path
 
 import click
 
-from bonemarrow.runtime.image_io import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, find_images, max_pixels_default
+from bonemarrow.runtime.cli.common import (CONTEXT_SETTINGS, EXIT_FAILED, choice, fail, quiet_option,
+                                           threads_option)
+from bonemarrow.runtime.io.readers import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, find_images, max_pixels_default
+from bonemarrow.runtime.providers import PROVIDERS
 
 
-def _err(line: str) -> None:
-    click.echo(line, err=True)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for NAME_labels.png, NAME_overlay.png, results.csv and results.json.")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model (default: $BONEMARROW_MODEL, else models_onnx/bonemarrow_compact.onnx).")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--provider", type=choice(PROVIDERS), default="auto", show_default=True,
               help="auto = CUDA when it really works, else CPU; cuda fails instead of falling back.")
 @click.option("--tile", type=click.IntRange(min=1), default=None,
               help="Tile size in pixels (default: the model's recommended tile).")
@@ -33,16 +34,19 @@ def _err(line: str) -> None:
 @click.option("--no-skip-background", is_flag=True, help="Run the model on empty glass too.")
 @click.option("--recursive", is_flag=True, help="Look for images in sub-folders too.")
 @click.option("--overwrite", is_flag=True, help="Redo images that already have results in OUTDIR.")
-@click.option("--quiet", is_flag=True, help="No progress bars or notes; errors are still printed.")
-def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_background, recursive, overwrite, quiet):
+@threads_option()
+@quiet_option()
+def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_background, recursive, overwrite, threads,
+         quiet):
     """Segment PNG, JPEG and TIFF scans (files or folders) into background, bone, fat and other tissue.
 
     Images with more pixels than the limit (default {limit:,}; ${env}) are refused.
     """
+    from bonemarrow.runtime.batch.local import run_batch
     from bonemarrow.runtime.contract import ModelContractError
-    from bonemarrow.runtime.pipeline import run_batch
-    from bonemarrow.runtime.segmenter import Segmenter
-    from bonemarrow.runtime.session import InstallError, ProviderError
+    from bonemarrow.runtime.model import default_model_path, open_model
+    from bonemarrow.runtime.providers import InstallError, ProviderError
+    from bonemarrow.runtime.tiling import TilingConfig
 
     try:
         max_pixels = max_pixels_default()
@@ -50,27 +54,29 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
         raise click.UsageError(f"${MAX_PIXELS_ENV} must be an integer") from None
     items, missing = find_images(list(inputs), recursive=recursive)
     if not items and not missing:
-        _err("error: no PNG, JPEG or TIFF images found in " + ", ".join(map(str, inputs)))
-        sys.exit(1)
+        fail("no PNG, JPEG or TIFF images found in " + ", ".join(map(str, inputs)), EXIT_FAILED)
     try:
-        segmenter = Segmenter(model, provider, tile=tile, overlap=overlap, batch_size=batch,
-                              skip_background=not no_skip_background)
+        config = TilingConfig(tile=tile, overlap=overlap, batch_size=batch, skip_background=not no_skip_background)
+        loaded = open_model(model if model is not None else default_model_path(), provider, threads)
     except (FileNotFoundError, ModelContractError, ProviderError, InstallError, ValueError) as exc:
-        _err(f"error: {exc}")
-        sys.exit(2)
+        fail(str(exc))
     if not quiet:
-        _err(segmenter.choice_line)
-    report = run_batch(segmenter, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
+        click.echo(loaded.choice.describe(), err=True)
+    report = run_batch(loaded, config, items, outdir, overwrite=overwrite, max_pixels=max_pixels,
                        log=(lambda line: None) if quiet else _err, error=_err, show_progress=not quiet,
                        missing=missing)
     if not quiet and report.images:
-        from bonemarrow.runtime.summary import fractions_table
+        from bonemarrow.runtime.batch.summary import fractions_table
 
         click.echo(fractions_table(list(report.images.values())))
     if not quiet:
         _err(f"done: {report.processed} segmented, {report.skipped} already finished, "
              f"{len(report.failures)} failed -> {outdir / 'results.csv'}")
     sys.exit(report.exit_code)
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
 
 
 main.help = main.help.replace("{limit:,}", f"{DEFAULT_MAX_PIXELS:,}").replace("{env}", MAX_PIXELS_ENV)
