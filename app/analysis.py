@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,18 @@ UPLOAD_TYPES = ("png", "jpg", "jpeg", "tif", "tiff")
 PREVIEW_SIDE = 1200
 #: Overlap choices offered: 0 up to this, exclusive of 1 (the tiler's limit).
 MAX_OVERLAP = 0.75
+#: bm-app --threads reaches the page through this variable.
+THREADS_ENV = "BONEMARROW_APP_THREADS"
+
+
+def app_threads() -> int | None:
+    """CPU threads for the model from $BONEMARROW_APP_THREADS (None: onnxruntime's choice)."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"${THREADS_ENV} must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def find_model() -> tuple[Path | None, str]:

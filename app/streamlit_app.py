@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bonemarrow.app.analysis import (MAX_OVERLAP, UPLOAD_TYPES, Analysis, analyse, find_model, percent,
+from bonemarrow.app.analysis import (MAX_OVERLAP, UPLOAD_TYPES, Analysis, analyse, app_threads, find_model, percent,
                                      upload_key)
 from bonemarrow.runtime.contract import ModelContractError
 from bonemarrow.runtime.io.readers import MAX_PIXELS_ENV, ImageReadError, max_pixels_default
@@ -25,9 +25,9 @@ PRIVACY_NOTE = ("Uploaded images are never stored: the scan is decoded and segme
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def load_model(model_path: str, provider: str) -> LoadedModel:
-    """One onnxruntime session per (model, provider), shared by every visitor and rerun."""
-    return open_model(model_path, provider)
+def load_model(model_path: str, provider: str, threads: int | None = None) -> LoadedModel:
+    """One onnxruntime session per (model, provider, threads), shared by every visitor and rerun."""
+    return open_model(model_path, provider, threads)
 
 
 def sidebar() -> tuple[float, str]:
@@ -105,7 +105,7 @@ def main() -> None:
         st.error(f"No model to run: {why}.")
         st.stop()
     try:
-        model = load_model(str(model_path), provider)
+        model = load_model(str(model_path), provider, app_threads())
     except (ModelContractError, ProviderError, InstallError, ValueError) as error:
         st.error(f"The model cannot be used: {error}")
         st.stop()

@@ -3,8 +3,12 @@
     bm-bench --quick                                   # a few minutes: smoke-sized figures
     bm-bench --checkpoint weights/bonemarrow_compact.pt --model models_onnx/bonemarrow_compact.onnx
 
-Writes OUT/MACHINE.json, OUT/MACHINE.md and OUT/MACHINE_*.png. Exit codes: 0 all
-sections ran, 1 a section failed (the others still report), 2 usage error.
+Writes OUT/MACHINE.json, OUT/MACHINE.md and OUT/MACHINE_*.png (OUT defaults to
+benchmarks/results, where the published runs live). A --quick run's figures are
+smoke-sized and must never replace a published one: it writes
+OUT/MACHINE_quick.json, .md and _*.png, and OUT defaults to bench_quick/.
+Exit codes: 0 all sections ran, 1 a section failed (the others still report),
+2 usage error, unusable checkpoint or model, or a missing extra.
 """
 from __future__ import annotations
 
@@ -16,21 +20,31 @@ from pathlib import Path
 
 import click
 
+from bonemarrow.runtime.cli.common import (CONTEXT_SETTINGS, EXIT_FAILED, EXIT_OK, error, fail, first_line,
+                                           quiet_option, require, threads_option)
+from bonemarrow.runtime.contract import PRECISIONS
+from bonemarrow.training.models.registry import PRESETS
+
 SECTIONS = ("tile", "whole", "parity", "scaling")
+#: Whole-image devices (PyTorch's names).
+DEVICES = ("cpu", "cuda")
 DEFAULT_OUT = Path("benchmarks") / "results"
+#: Where --quick runs go unless --out says otherwise: not the tracked folder of published runs.
+QUICK_OUT = Path("bench_quick")
+QUICK_SUFFIX = "_quick"
 
 
 @dataclass
 class BenchConfig:
     """Everything a run needs; the CLI fills it from options, tests build small ones directly."""
 
-    out: Path = DEFAULT_OUT
+    out: Path | None = None  # None: DEFAULT_OUT, or QUICK_OUT for a quick run
     sections: tuple[str, ...] = SECTIONS
     checkpoint: Path | None = None
     models: tuple[Path, ...] = ()
-    presets: tuple[str, ...] = ("compact", "seed")
+    presets: tuple[str, ...] = tuple(PRESETS)
     overrides: dict = field(default_factory=dict)
-    precisions: tuple[str, ...] = ("fp32", "int8", "fp16")
+    precisions: tuple[str, ...] = tuple(PRECISIONS)
     batches: tuple[int, ...] = (1, 2, 4, 8)
     tile: int | None = 256  # per-tile section (GFLOP/s barely depends on it); None = the model's tile
     whole_size: tuple[int, int] = (6000, 2000)
@@ -54,6 +68,12 @@ def quick_config(**changes) -> BenchConfig:
     return BenchConfig(**{**base, **changes})
 
 
+def output_location(config: BenchConfig, machine: str) -> tuple[Path, str]:
+    """(folder, file stem) of a run's report: a quick run never takes a published run's name."""
+    out = Path(config.out) if config.out is not None else (QUICK_OUT if config.quick else DEFAULT_OUT)
+    return out, f"{machine}{QUICK_SUFFIX}" if config.quick else machine
+
+
 def resolve_devices(devices: tuple[str, ...] | None) -> tuple[str, ...]:
     """Devices for whole images: as asked, or cpu plus cuda when PyTorch really sees a GPU."""
     import torch
@@ -61,9 +81,9 @@ def resolve_devices(devices: tuple[str, ...] | None) -> tuple[str, ...]:
     has_cuda = torch.cuda.is_available()
     if devices is None:
         return ("cpu", "cuda") if has_cuda else ("cpu",)
-    bad = [d for d in devices if d not in ("cpu", "cuda")]
+    bad = [d for d in devices if d not in DEVICES]
     if bad or not devices:
-        raise ValueError(f"devices must come from cpu,cuda, got {','.join(devices) or 'none'}")
+        raise ValueError(f"devices must come from {','.join(DEVICES)}, got {','.join(devices) or 'none'}")
     if "cuda" in devices and not has_cuda:
         raise ValueError("--devices cuda: PyTorch sees no CUDA device on this machine")
     return tuple(dict.fromkeys(devices))
@@ -139,8 +159,7 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
             try:
                 report["sections"][key] = fn()
             except Exception as error:  # one section failing must not lose the others' figures
-                text = str(error).strip().splitlines()
-                report["errors"][key] = f"{type(error).__name__}: {text[0][:300] if text else ''}"
+                report["errors"][key] = first_line(error, with_type=True)
                 bar.write(f"error: section {key}: {report['errors'][key]}", file=sys.stderr)
 
         from bonemarrow.benchmarks.parity_bench import bench_parity
@@ -173,45 +192,70 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
             model=need_fp32(), sizes_mp=list(config.scaling_mp), repeats=config.scaling_repeats or config.repeats,
             threads=threads, workdir=work, progress=progress))
     bar.close()
-    out = Path(config.out)
+    out, stem = output_location(config, name)
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_json(report, out / f"{name}.json")]
-    md = out / f"{name}.md"
+    files = [write_json(report, out / f"{stem}.json")]
+    md = out / f"{stem}.md"
     write_text_atomic(md, render_markdown(report))
     files.append(md)
-    files += write_charts(report, out, name)
+    files += write_charts(report, out, stem)
     return report, files
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--quick", is_flag=True, help="Smoke-sized run (compact only, small tiles/images, 1 repeat): minutes.")
+HELP = """Benchmark PyTorch vs onnxruntime, the original inference vs bm-run, parity and scaling.
+
+\b
+Writes OUT/MACHINE.json, .md and _*.png (OUT: benchmarks/results). --quick runs
+write OUT/MACHINE_quick.* instead (OUT: bench_quick/), never a published run's files.
+Exit codes: 0 every section ran; 1 a section failed (the others still report);
+2 usage error, unusable checkpoint or model, or a missing extra.
+"""
+
+
+def require_bench_extras() -> None:
+    """One line naming the extra to install, before anything imports torch, onnx or matplotlib."""
+    for module in ("torch", "torchvision", "onnx", "onnxsim"):
+        require(module, "export", "bm-bench")
+    require("onnxruntime", "cpu", "bm-bench")
+    require("matplotlib", "eval", "bm-bench's charts")
+
+
+@click.command(help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.option("--quick", is_flag=True,
+              help="Smoke-sized run (compact only, small tiles/images, 1 repeat): minutes. Writes MACHINE_quick.*.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PyTorch checkpoint (weights/bonemarrow_compact.pt). Without one: untrained models.")
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="ONNX model(s) of the same weights (fp32, int8, fp16); missing precisions are exported.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
+              help=f"ONNX model(s) of the same weights ({', '.join(PRECISIONS)}); missing precisions are exported.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Report folder [{DEFAULT_OUT}; --quick {QUICK_OUT}].")
 @click.option("--sections", default=",".join(SECTIONS), show_default=True, help="Comma list of sections to run.")
 @click.option("--repeats", type=click.IntRange(1), default=None, help="Timed runs per figure [3; --quick 1].")
 @click.option("--whole-repeats", type=click.IntRange(1), default=None, help="Runs per whole-image row [--repeats].")
 @click.option("--scaling-repeats", type=click.IntRange(1), default=None, help="Runs per scaling size [--repeats].")
-@click.option("--presets", default=None, help="Presets for the per-tile section [compact,seed; --quick compact].")
+@click.option("--presets", default=None,
+              help=f"Presets for the per-tile section, comma list of {','.join(PRESETS)} [all; --quick compact].")
 @click.option("--batches", default=None, help="Batch sizes per tile [1,2,4,8; --quick 1,2].")
 @click.option("--tile", type=click.IntRange(0), default=None,
               help="Per-tile section tile size [256; --quick 128; 0 = the model's own]. Whole images use the model's.")
 @click.option("--whole-size", default=None, help="Whole-image scan WxH [6000x2000; --quick 1200x400].")
 @click.option("--scaling-mp", default=None, help="Scaling sizes in megapixels [1,4,16,64; --quick 0.1,0.4].")
-@click.option("--precisions", default=None, help="ONNX precisions to compare [fp32,int8,fp16; --quick fp32,int8].")
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for every backend [all].")
+@click.option("--precisions", default=None,
+              help=f"ONNX precisions to compare, comma list of {','.join(PRECISIONS)} [all; --quick fp32,int8].")
+@threads_option(help="CPU threads for every backend [default: all cores].")
 @click.option("--devices", default=None,
-              help="Whole-image devices, comma list of cpu,cuda [cpu, plus cuda when PyTorch sees a GPU].")
+              help=f"Whole-image devices, comma list of {','.join(DEVICES)} [cpu, plus cuda when PyTorch sees a GPU].")
 @click.option("--machine", default=None, help="Name results after this (default: CPU model + core count).")
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model setting for untrained presets (e.g. unet_features=4); for tests and exploration.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option(help="No progress bar.")
 def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scaling_repeats, presets, batches, tile, whole_size,
          scaling_mp, precisions, threads, devices, machine, overrides, quiet):
-    """Benchmark PyTorch vs onnxruntime, the original inference vs bm-run, parity and scaling."""
-    from bonemarrow.benchmarks.models import PRECISIONS, parse_overrides
+    require_bench_extras()
+    from bonemarrow.benchmarks.models import parse_overrides
+    from bonemarrow.runtime.contract import ModelContractError
+    from bonemarrow.training.checkpoint import CheckpointError, read_checkpoint
+    from bonemarrow.training.models.registry import resolve_config
 
     try:
         wanted = _parse_list(sections)
@@ -226,6 +270,11 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scali
             changes["repeats"] = repeats
         if presets:
             changes["presets"] = _parse_list(presets)
+            unknown = [p for p in changes["presets"] if p not in PRESETS]
+            if unknown or not changes["presets"]:
+                raise ValueError(f"unknown preset(s) {unknown}; choose from {','.join(PRESETS)}")
+        for preset in changes.get("presets", ("compact",) if quick else BenchConfig.presets):
+            resolve_config(preset, **changes["overrides"])  # bounded before any model is built
         if batches:
             changes["batches"] = _parse_list(batches, int)
         if tile is not None:
@@ -249,15 +298,20 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scali
             raise ValueError("--model needs --checkpoint: the PyTorch side must have the same weights")
         if checkpoint and changes["overrides"]:
             raise ValueError("--override only applies to untrained presets, not to --checkpoint")
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    except ValueError as problem:
+        raise click.UsageError(first_line(problem)) from None
     config = quick_config(**changes) if quick else BenchConfig(**changes)
-    report, files = run_bench(config, argv=sys.argv[1:])
+    try:
+        if checkpoint is not None:
+            read_checkpoint(checkpoint)  # an unusable checkpoint is refused before minutes of setup
+        report, files = run_bench(config, argv=sys.argv[1:])
+    except (CheckpointError, ModelContractError) as problem:
+        fail(first_line(problem))
     for path in files:
         click.echo(str(path))
-    for key, error in report["errors"].items():
-        click.echo(f"error: section {key}: {error}", err=True)
-    sys.exit(1 if report["errors"] else 0)
+    for key, text in report["errors"].items():
+        error(f"section {key}: {text}")
+    sys.exit(EXIT_FAILED if report["errors"] else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-PRECISIONS = ("fp32", "int8", "fp16")
-DEFAULT_TILE = 512
+from bonemarrow.runtime.errors import first_line
+from bonemarrow.training.models.registry import DEFAULT_TILE
 
 
 @dataclass
@@ -129,7 +129,7 @@ def export_missing(models: ModelSet, precisions: list[str], workdir: Path, *, qu
         try:
             result = export_model(models.torch_model, out, options, preset=models.preset)
         except (ExportError, RuntimeError, ValueError, ImportError) as error:
-            models.missing[precision] = f"export failed: {str(error).splitlines()[0][:200]}"
+            models.missing[precision] = f"export failed: {first_line(error)}"
             continue
         if not result.passed or result.model_path is None:
             models.missing[precision] = f"export wrote no model (see {result.report_path})"

@@ -17,6 +17,8 @@ import numpy as np
 
 from bonemarrow.benchmarks.models import ModelSet, torch_predict
 from bonemarrow.benchmarks.stats import inverse, scaled, summarize, time_call
+from bonemarrow.runtime.contract import PRECISIONS
+from bonemarrow.runtime.errors import first_line
 
 
 def tile_flops(model, tile: int) -> float:
@@ -30,11 +32,6 @@ def tile_flops(model, tile: int) -> float:
     return float(counter.get_total_flops())
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
-
-
 def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callable | None, str]]:
     """(backend, precision, device, predict or None, why-not) for every row to measure."""
     import torch
@@ -43,7 +40,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
     from bonemarrow.runtime.providers import ProviderError, open_session
 
     rows = [("pytorch", "fp32", "cpu", torch_predict(models.torch_model, "cpu"), "")]
-    for precision in ("fp32", "int8", "fp16"):
+    for precision in PRECISIONS:
         path = models.onnx.get(precision)
         if path is None:
             if precision in models.missing:
@@ -64,7 +61,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
         try:
             session, _ = open_session(path, "cuda")
         except ProviderError as error:
-            rows.append(("onnxruntime", precision, "cuda", None, _first_line(error)))
+            rows.append(("onnxruntime", precision, "cuda", None, first_line(error, with_type=True)))
             continue
         rows.append(("onnxruntime", precision, "cuda", _ort_predict(session, INPUT_NAME, OUTPUT_NAME), ""))
     return rows
@@ -118,7 +115,7 @@ def bench_tiles(models: ModelSet, *, batches: list[int], repeats: int, threads: 
             try:
                 seconds = summarize(time_call(lambda: predict(tiles), repeats, warmup=1), "s")
             except Exception as error:  # e.g. an fp16 kernel the CPU provider lacks
-                rows.append({**row, "status": "not runnable", "reason": _first_line(error)})
+                rows.append({**row, "status": "not runnable", "reason": first_line(error, with_type=True)})
                 break
             gflops = inverse(seconds, flops * batch / 1e9, "GFLOP/s")
             rows.append({**row, "status": "ok", "seconds_per_batch": seconds,

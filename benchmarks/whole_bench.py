@@ -16,6 +16,7 @@ import numpy as np
 
 from bonemarrow.benchmarks.jobs import run_job
 from bonemarrow.benchmarks.stats import summarize
+from bonemarrow.training.models.registry import DEFAULT_TILE
 
 #: "Equal" accuracy: mean tissue Dice may be this much lower, density error this much higher.
 DICE_TOLERANCE = 0.005
@@ -115,7 +116,7 @@ def _ort_cuda_unusable(model: Path) -> str | None:
 def bench_whole(*, checkpoint: Path, onnx: dict[str, Path], trained: bool, width: int, height: int,
                 repeats: int, threads: int, workdir: Path, precisions: list[str],
                 progress: Callable[[str], None] | None = None, devices: list[str] = ("cpu",),
-                tile: int = 512) -> dict:
+                tile: int = DEFAULT_TILE) -> dict:
     """Baseline vs bm-run (one row per ONNX precision asked for) on one synthetic scan, per device."""
     from bonemarrow.runtime.io.labels import read_label_png
 

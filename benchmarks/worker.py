@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bonemarrow.runtime.json_io import write_json_atomic
+from bonemarrow.training.models.registry import DEFAULT_TILE
+
 
 def _status_mib(field: str) -> float | None:
     """A VmHWM/VmRSS line of /proc/self/status in MiB (Linux), None elsewhere."""
@@ -134,7 +137,7 @@ def run_tiler(job: dict) -> dict:
     """
     from bonemarrow.runtime.tiling import sliding_window_inference
 
-    tile = int(job.get("tile") or 512)
+    tile = int(job.get("tile") or DEFAULT_TILE)
     batch = int(job.get("batch_size", 4))
     predict, model, model_seconds = _timed_torch_predict(job, tile)
     predict(np.full((batch, 3, tile, tile), 200, np.uint8))  # the batch shape the tiler will send
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = json.loads(Path(argv[0]).read_text())
     result = JOBS[job["kind"]](job)
-    Path(job["result"]).write_text(json.dumps(result))
+    write_json_atomic(job["result"], result, indent=None)
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bonemarrow.runtime.errors import first_line
 from bonemarrow.runtime.labels import BACKGROUND
 from bonemarrow.training.data import DatasetError
 from bonemarrow.training.dataset_io import load_item, read_manifest
@@ -39,7 +40,7 @@ def dataset_items(dataset: str | os.PathLike) -> list[dict]:
         if not isinstance(items, list) or not all(isinstance(i, dict) and "name" in i for i in items):
             raise ValueError("'items' must be a list of objects with a name")
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{root / 'manifest.json'}: unreadable manifest ({error})") from None
+        raise DatasetError(f"{root / 'manifest.json'}: unreadable manifest ({first_line(error)})") from None
     return items
 
 

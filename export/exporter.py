@@ -10,7 +10,6 @@ model of that name untouched.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -28,16 +27,27 @@ from bonemarrow.export import parity
 from bonemarrow.export.calibration import DatasetError
 from bonemarrow.export.metadata import attach_metadata, build_metadata, file_sha256
 from bonemarrow.export.onnx_export import DEFAULT_OPSET, INPUT_NAME, export_graph
-from bonemarrow.runtime.atomic import write_bytes_atomic, write_text_atomic
+from bonemarrow.runtime.atomic import write_bytes_atomic
+from bonemarrow.runtime.cli.common import EXIT_FAILED, EXIT_USAGE
+from bonemarrow.runtime.errors import first_line
+from bonemarrow.runtime.json_io import write_json_atomic
+from bonemarrow.training.models.registry import DEFAULT_TILE, ConfigError, check_tile
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TILE = 512
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 class ExportError(RuntimeError):
-    """The export could not be made (bad checkpoint, output, dataset...): one line naming the culprit."""
+    """The export could not be made: one line naming the culprit. `exit_code` is bm-export's exit status."""
+
+    exit_code = EXIT_FAILED  # the export itself failed (ONNX export, conversion, contract)
+
+
+class UnusableInput(ExportError):
+    """A checkpoint, output path, dataset or option that cannot be used (exit 2, like a usage error)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -73,17 +83,17 @@ def report_paths(output: Path) -> tuple[Path, Path]:
 def check_writable(output: Path) -> None:
     """Fail before any slow work if the model cannot be written where asked (creating nothing)."""
     if output.is_dir():
-        raise ExportError(f"{output}: is a folder; give a file name such as {output / 'model.onnx'}")
+        raise UnusableInput(f"{output}: is a folder; give a file name such as {output / 'model.onnx'}")
     folder = output.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # the folders still to create are made when the model is written
     if not folder.is_dir():
-        raise ExportError(f"{output}: cannot write there ({folder} is not a folder)")
+        raise UnusableInput(f"{output}: cannot write there ({folder} is not a folder)")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.", suffix=".probe"):
             pass
     except OSError as error:
-        raise ExportError(f"{output}: cannot write there ({error.strerror or error})") from None
+        raise UnusableInput(f"{output}: cannot write there ({error.strerror or error})") from None
 
 
 def _session(model_bytes: bytes, providers: Sequence[str], threads: int | None = None):
@@ -106,12 +116,6 @@ def _gate_providers(precision: str) -> list[str]:
         if gpu:
             return [gpu[0], "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
-
-
-def first_line(error: BaseException) -> str:
-    """`Type: first line of the message`: library errors can span pages."""
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 class _Progress:
@@ -168,7 +172,7 @@ def _run_gate(
         where = "CUDAExecutionProvider (onnxruntime-gpu) on an NVIDIA GPU" if precision == "fp16" else "CPUExecutionProvider"
         return parity.not_runnable(
             precision,
-            f"{precision} model cannot run on {providers[0]} here ({first_line(error)}); it is meant for {where}: "
+            f"{precision} model cannot run on {providers[0]} here ({first_line(error, with_type=True)}); it is meant for {where}: "
             "run bm-export on such a machine to gate it",
         )
     used = session.get_providers()[0]
@@ -197,7 +201,7 @@ def _calibration_tiles(options: ExportOptions, divisor: int) -> np.ndarray:
     from bonemarrow.export.calibration import CALIBRATION_SPLITS, sample_tiles
 
     if options.calibration is None:
-        raise ExportError("int8 needs --calibration DATASET (a dataset folder with manifest.json)")
+        raise UnusableInput("int8 needs --calibration DATASET (a dataset folder with manifest.json)")
     size = parity.round_up(options.calibration_size, divisor)
     tiles = sample_tiles(options.calibration, splits=CALIBRATION_SPLITS, count=options.calibration_tiles,
                          height=size, width=size, seed=options.seed)
@@ -207,7 +211,7 @@ def _calibration_tiles(options: ExportOptions, divisor: int) -> np.ndarray:
         log.warning("%s: no train-split image of at least %dx%d; calibrating on every split",
                     options.calibration, size, size)
     if len(tiles) == 0:
-        raise ExportError(f"{options.calibration}: no image is at least {size}x{size} pixels to calibrate on")
+        raise UnusableInput(f"{options.calibration}: no image is at least {size}x{size} pixels to calibrate on")
     return tiles
 
 
@@ -229,7 +233,7 @@ def _variant(
         return quantize_int8(fp32, calibration)
     except Exception as error:
         raise ExportError(
-            f"{options.precision} conversion failed: {first_line(error)}"
+            f"{options.precision} conversion failed: {first_line(error, with_type=True)}"
         ) from error
 
 
@@ -271,20 +275,24 @@ def export_model(
     options = options or ExportOptions()
     output = Path(output)
     if options.precision not in parity.THRESHOLDS:
-        raise ExportError(f"unknown precision {options.precision!r}; choose from {sorted(parity.THRESHOLDS)}")
+        raise UnusableInput(f"unknown precision {options.precision!r}; choose from {sorted(parity.THRESHOLDS)}")
     check_writable(output)
     model = model.eval()
     divisor = int(model.divisor)
-    tile = int(options.tile or tile or DEFAULT_TILE)
+    tile = options.tile or tile or DEFAULT_TILE
+    try:
+        tile = check_tile(tile)
+    except ConfigError as error:
+        raise UnusableInput(str(error)) from None
     if tile % divisor:
-        raise ExportError(f"tile {tile} is not a multiple of the model's divisor {divisor}")
+        raise UnusableInput(f"tile {tile} is not a multiple of the model's divisor {divisor}")
 
     samples = parity.build_samples(divisor, shapes=options.shapes, seed=options.seed)
     try:
         samples += _held_out_samples(options, divisor)
         calibration = _calibration_tiles(options, divisor) if options.precision == "int8" else None
     except DatasetError as error:
-        raise ExportError(str(error)) from None
+        raise UnusableInput(str(error)) from None
     gates = ["fp32"] + ([options.precision] if options.precision != "fp32" else [])
     progress = _Progress(total=len(samples) * (1 + len(gates)) + 2, quiet=options.quiet)
     try:
@@ -292,7 +300,7 @@ def export_model(
         try:
             graph = export_graph(model, divisor=divisor, opset=options.opset)
         except Exception as error:
-            raise ExportError(f"ONNX export failed: {first_line(error)}") from error
+            raise ExportError(f"ONNX export failed: {first_line(error, with_type=True)}") from error
         progress.step()
         candidates = {"fp32": graph.model}
         if options.precision != "fp32":
@@ -342,12 +350,11 @@ def export_model(
         "metadata": meta,
         "gates": {name: r.to_dict() for name, r in reports.items()},
     }
-    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     if not passed:
-        write_text_atomic(failed_path, text)
+        write_json_atomic(failed_path, report)
         return ExportResult(False, None, failed_path, report)
     write_bytes_atomic(output, data)
-    write_text_atomic(ok_path, text)
+    write_json_atomic(ok_path, report)
     if failed_path.exists():
         failed_path.unlink()  # an earlier failure's report no longer describes this name
     return ExportResult(True, output, ok_path, report)
@@ -363,10 +370,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     try:
         model, config = load_checkpoint(checkpoint, map_location="cpu")
     except CheckpointError as error:
-        raise ExportError(str(error)) from None
+        raise UnusableInput(str(error)) from None
     preset = config.get("preset")
     if options.expected_preset and preset != options.expected_preset:
-        raise ExportError(f"{checkpoint}: holds a {preset!r} model, not the requested preset {options.expected_preset!r}")
+        raise UnusableInput(f"{checkpoint}: holds a {preset!r} model, not the requested preset {options.expected_preset!r}")
     return export_model(
         model,
         output,

@@ -20,6 +20,7 @@ import onnx
 import torch
 
 from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
+from bonemarrow.runtime.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def simplify(model: onnx.ModelProto) -> GraphExport:
     try:
         simplified, ok = onnxsim.simplify(model, check_n=0)
     except Exception as error:  # onnxsim raises many kinds; any of them means "keep the original"
-        note = f"onnxsim failed ({type(error).__name__}: {error}); kept the unsimplified graph"
+        note = f"onnxsim failed ({first_line(error, with_type=True)}); kept the unsimplified graph"
         log.warning(note)
         return GraphExport(model, False, note)
     if not ok:

@@ -5,6 +5,11 @@ loads with `torch.load(weights_only=True)`: nothing in it can run code. The
 model is rebuilt from (preset, overrides) with `build_model`, and its state
 dict must then match the saved one key for key and shape for shape; anything
 else is refused with one line that says what differs.
+
+The config is untrusted input: every value that decides what gets built
+(preset, U-Net width, backbone, members, weights, mean/std, tile, divisor) is
+checked for type and bounds (bonemarrow.training.models.registry) when the file
+is read, before any model exists, so a tiny file cannot make us allocate gigabytes.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from bonemarrow.runtime.atomic import atomic_path
 from bonemarrow.runtime.labels import CLASSES, COLORS
 from bonemarrow.training.models import Ensemble, build_model
+from bonemarrow.training.models.registry import ConfigError, check_checkpoint_config
 from bonemarrow.training.state_dicts import describe_mismatch
 
 FORMAT = "bonemarrow-checkpoint"
@@ -89,6 +95,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("model"), dict):
         raise CheckpointError(f"{path}: checkpoint lacks its config or model state")
+    try:
+        check_checkpoint_config(payload["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: unusable checkpoint config: {error}") from None
     return payload
 
 
@@ -96,6 +106,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<chec
     """Rebuild the ensemble a checkpoint describes and load its weights strictly."""
     config = payload["config"]
     try:
+        check_checkpoint_config(config)  # again: a payload may come from elsewhere than read_checkpoint
         model = build_model(config.get("preset", "compact"), **dict(config.get("overrides", {})))
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: cannot rebuild the model from the checkpoint config: {error}") from None

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bonemarrow.runtime.errors import first_line
 from bonemarrow.runtime.io.labels import read_label_png
 from bonemarrow.runtime.labels import BACKGROUND, CLASSES, NUM_CLASSES, TISSUE_CLASSES
 from bonemarrow.training.augment import AugmentConfig, augment_crop, half_resolution
@@ -114,12 +115,25 @@ def _read_manifest(root: Path) -> tuple[dict, str]:
     try:
         manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from None
+        raise DatasetError(f"{path}: not valid JSON ({first_line(error)})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("items"), list):
         raise DatasetError(f"{path}: no 'items' list")
     if manifest.get("format_version") != 1:
         raise DatasetError(f"{path}: format_version {manifest.get('format_version')!r} is not supported (need 1)")
     return manifest, hashlib.sha256(raw).hexdigest()
+
+
+#: How to get a training and a validation split, quoted in the errors that find one empty.
+SPLIT_FIX = ("rerun bm-prepare or bm-synth on 2 or more images (they give 'val' at least one; "
+             "see --val-fraction) or set an item's \"split\" in manifest.json")
+
+
+def _split_counts(manifest: dict) -> str:
+    counts = {name: 0 for name in SPLITS}
+    for item in manifest["items"]:
+        if isinstance(item, dict) and item.get("split") in counts:
+            counts[item["split"]] += 1
+    return ", ".join(f"{count} {name}" for name, count in counts.items())
 
 
 def load_dataset(root: str | os.PathLike, splits: Sequence[str] = ("train", "val"), seed: int = 0) -> Dataset:
@@ -162,9 +176,11 @@ def load_dataset(root: str | os.PathLike, splits: Sequence[str] = ("train", "val
             )
         out[split].append(Sample(name, image, labels, _candidate_centres(labels, rng)))
     if "train" in out and not out["train"]:
-        raise DatasetError(f"{manifest_path}: no items in the 'train' split")
+        raise DatasetError(f"{manifest_path}: no items in the 'train' split ({_split_counts(manifest)}): "
+                           f"{SPLIT_FIX}")
     if "val" in out and not out["val"]:
-        raise DatasetError(f"{manifest_path}: no items in the 'val' split (validation picks the checkpoints)")
+        raise DatasetError(f"{manifest_path}: no items in the 'val' split ({_split_counts(manifest)}; validation "
+                           f"picks the checkpoints): {SPLIT_FIX}")
     return Dataset(root, digest, out)
 
 

@@ -11,18 +11,20 @@ which is exact because the tiler's blending is linear.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
+from bonemarrow.runtime.cli.common import CONTEXT_SETTINGS, fail, first_line, quiet_option, threads_option
 from bonemarrow.runtime.json_io import write_json_atomic
 from bonemarrow.runtime.labels import CLASSES
 from bonemarrow.runtime.metrics import evaluate_pair
 from bonemarrow.training.checkpoint import CheckpointError, load_checkpoint
 from bonemarrow.training.data import DatasetError, load_dataset
+from bonemarrow.training.models.registry import DEFAULT_TILE, TILE_RANGE
+from bonemarrow.training.trainer import percent
 from bonemarrow.training.validate import ENSEMBLE, member_probabilities
 
 
@@ -58,7 +60,7 @@ def evaluate_checkpoint(checkpoint: Path, dataset: Path, split: str = "test", *,
     samples = data.split(split)
     if not samples:
         raise DatasetError(f"{dataset}: no items in the {split!r} split")
-    tile = tile or int(config.get("tile", 512))
+    tile = tile or config.get("tile") or DEFAULT_TILE  # the config's tile was checked when it was read
     weights = [float(w) for w in model.member_weights]
     rows: dict[str, list[dict]] = {name: [] for name in [*model.member_names, ENSEMBLE]}
     from tqdm import tqdm
@@ -84,23 +86,24 @@ def evaluate_checkpoint(checkpoint: Path, dataset: Path, split: str = "test", *,
 
 
 def format_summary(report: dict) -> str:
+    """Dice per class, and the relative bone density error in percent (as bm-eval and bm-train print it)."""
     header = f"{'':12s}" + "".join(f"{name:>12s}" for name in CLASSES) + f"{'dens.err mean':>15s}{'max':>8s}"
     lines = [header]
     for who, s in report["summary"].items():
         lines.append(f"{who:12s}" + "".join(f"{s['dice'][name]:12.3f}" for name in CLASSES)
-                     + f"{s['density_error_mean']:15.3f}{s['density_error_max']:8.3f}")
+                     + f"{percent(s['density_error_mean']):>15s}{percent(s['density_error_max']):>8s}")
     return "\n".join(lines)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the full report (per image too) as JSON.")
-@click.option("--tile", type=int, default=None, help="Tile size (default: the checkpoint's).")
-@click.option("--threads", type=int, default=None, help="CPU threads for PyTorch.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--tile", type=click.IntRange(*TILE_RANGE), default=None, help="Tile size (default: the checkpoint's).")
+@threads_option(help="CPU threads for PyTorch.")
+@quiet_option(help="No progress bar.")
 def main(checkpoint, dataset, split, output, tile, threads, quiet):
     """Dice per class and bone density error of each member and the ensemble on a held-out split."""
     if threads:
@@ -108,8 +111,7 @@ def main(checkpoint, dataset, split, output, tile, threads, quiet):
     try:
         report = evaluate_checkpoint(checkpoint, dataset, split, tile=tile, progress=not quiet)
     except (CheckpointError, DatasetError) as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        fail(first_line(error))
     click.echo(format_summary(report))
     if output:
         write_json_atomic(output, report)

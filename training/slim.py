@@ -12,13 +12,13 @@ changes the model slightly, so measure the shipped file, not the original.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 import torch
 
 from bonemarrow.runtime.atomic import atomic_path
+from bonemarrow.runtime.cli.common import CONTEXT_SETTINGS, fail, first_line
 from bonemarrow.training.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 
 KEPT = ("format", "format_version", "config", "model")
@@ -38,7 +38,7 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, *, hal
     return slim
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--half", is_flag=True, help="Store float weights as float16 (half the size).")
@@ -47,8 +47,7 @@ def main(source: Path, target: Path, half: bool) -> None:
     try:
         slim_checkpoint(source, target, half=half)
     except CheckpointError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        fail(first_line(error))
     click.echo(f"{target}: {target.stat().st_size / 1e6:.1f} MB (from {source.stat().st_size / 1e6:.1f} MB)")
 
 

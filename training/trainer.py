@@ -19,7 +19,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,66 +28,18 @@ import torch
 from tqdm import tqdm
 
 from bonemarrow.runtime.atomic import write_text_atomic
-from bonemarrow.training.augment import AUGMENTATIONS, augmentation
+from bonemarrow.training.augment import augmentation
 from bonemarrow.training.checkpoint import CheckpointError, model_from_payload, read_checkpoint, save_checkpoint
 from bonemarrow.training.data import CropSampler, DatasetError, check_crop_fits, describe, load_dataset
 from bonemarrow.training.losses import SegmentationLoss, parse_class_weights
 from bonemarrow.training.models import build_model, load_backbone_weights
 from bonemarrow.training.plots import plot_curves
+from bonemarrow.training.settings import (MODES, RESUMABLE_CHANGES, TrainingDiverged, TrainingError, TrainSettings,
+                                          settings_from_saved)
 from bonemarrow.training.validate import ENSEMBLE, validate
 
-MODES = ("joint", "sequential")
 LAST, BEST_DENSITY, BEST_LOSS = "last.pt", "best_density.pt", "best_loss.pt"
 METRICS_CSV, CURVES_PNG = "metrics.csv", "curves.png"
-
-
-class TrainingError(ValueError):
-    """A setting or run folder that cannot be used (one-line message)."""
-
-
-@dataclass
-class TrainSettings:
-    """Everything that determines a run; saved in every checkpoint and compared on --resume."""
-
-    preset: str = "compact"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    steps: int = 2000
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup: float = 0.05  # share of (each phase's) steps spent warming up
-    val_every: int = 250
-    val_tile: int = 512
-    seed: int = 0
-    mode: str = "joint"
-    class_weights: str | None = None
-    dice_weight: float = 1.0
-    augment: str = "robust"  # a preset of training.augment.AUGMENTATIONS
-    backbone_weights: str | None = None
-
-    def check(self) -> None:
-        if isinstance(self.augment, bool):  # runs saved before presets: on meant today's `basic`
-            self.augment = "basic" if self.augment else "none"
-        if self.augment not in AUGMENTATIONS:
-            raise TrainingError(f"--augment must be one of {sorted(AUGMENTATIONS)}, got {self.augment!r}")
-        if self.mode not in MODES:
-            raise TrainingError(f"--mode must be one of {list(MODES)}, got {self.mode!r}")
-        if self.steps < 1 or self.val_every < 1:
-            raise TrainingError("--steps and --val-every must be positive")
-        if self.batch_size < 2:
-            raise TrainingError("--batch-size must be at least 2 (batch norm after DeepLab's image pooling needs 2)")
-        if self.lr <= 0:
-            raise TrainingError("--lr must be positive")
-        if self.class_weights and self.class_weights.strip().lower() != "auto":
-            try:
-                parse_class_weights(self.class_weights)
-            except ValueError as error:
-                raise TrainingError(str(error)) from None
-
-
-# Settings that may differ between a run and its resumption without changing the result.
-RESUMABLE_CHANGES = frozenset({"val_every", "val_tile"})
 
 
 def lr_at(step: int, settings: TrainSettings, phases: int) -> float:
@@ -161,7 +113,8 @@ class Trainer:
         payload = None
         if resume:
             payload = self._read_resume(settings, given)
-            settings = TrainSettings(**{**payload["settings"], **{k: getattr(settings, k) for k in RESUMABLE_CHANGES & given}})
+            saved = settings_from_saved(payload["settings"], str(self.run_dir / LAST))
+            settings = replace(saved, **{k: getattr(settings, k) for k in RESUMABLE_CHANGES & given})
         elif (self.run_dir / LAST).exists():
             raise TrainingError(f"{self.run_dir}: already holds a run; pass --resume to continue it or choose a new folder")
         settings.check()
@@ -193,6 +146,9 @@ class Trainer:
         self.history: list[dict] = []
         self.best = {"density_error": math.inf, "val_loss": math.inf}
         self.loss_sum, self.loss_count = 0.0, 0
+        # Running sums of each loss part (each member's and the ensemble's) since the last validation,
+        # so curves.png can set every validation loss beside the same quantity in training.
+        self.loss_parts: dict[str, list[float]] = {}
         if payload is not None:
             self.optimizer.load_state_dict(payload["optimizer"])
             if payload.get("scaler"):
@@ -201,6 +157,7 @@ class Trainer:
             self.history = [dict(row) for row in payload.get("history", [])]
             self.best = dict(payload.get("best", self.best))
             self.loss_sum, self.loss_count = float(payload.get("loss_sum", 0.0)), int(payload.get("loss_count", 0))
+            self.loss_parts = {str(k): [float(v[0]), float(v[1])] for k, v in dict(payload.get("loss_parts", {})).items()}
 
     # ------------------------------------------------------------------ setup
     def _read_resume(self, settings: TrainSettings, given: frozenset[str]) -> dict:
@@ -258,10 +215,15 @@ class Trainer:
         self.step += 1
         value = float(total.detach())
         if not math.isfinite(value):
-            raise TrainingError(f"the loss became {value} at step {self.step}; lower --lr")
+            raise TrainingDiverged(f"the loss became {value} at step {self.step}; lower --lr")
         self.loss_sum += value
         self.loss_count += 1
-        return {"loss": value, "lr": lr, **{k: float(v.detach()) for k, v in parts.items()}}
+        part_values = {k: float(v.detach()) for k, v in parts.items()}
+        for name, part in part_values.items():
+            total_count = self.loss_parts.setdefault(name, [0.0, 0.0])
+            total_count[0] += part
+            total_count[1] += 1
+        return {"loss": value, "lr": lr, **part_values}
 
     # ------------------------------------------------------------- validation
     def run_validation(self) -> dict[str, Any]:
@@ -275,11 +237,15 @@ class Trainer:
         row = {
             "step": self.step,
             "lr": lr_at(max(0, self.step - 1), self.settings, 1 if self.settings.mode == "joint" else len(self.model.member_names)),
+            # The optimised total (the sum of the parts below), and each part on its own: a member's or
+            # the ensemble's training loss is the same quantity as its validation loss `WHO/loss`.
             "train_loss": self.loss_sum / self.loss_count if self.loss_count else math.nan,
+            **{f"{name}/train_loss": total / count for name, (total, count) in self.loss_parts.items() if count},
             **{f"weight_{name}": w for name, w in zip(self.model.member_names, result.weights)},
             **result.flat(),
         }
         self.loss_sum, self.loss_count = 0.0, 0
+        self.loss_parts = {}
         return row
 
     # ------------------------------------------------------------ persistence
@@ -303,6 +269,7 @@ class Trainer:
                 best=self.best,
                 loss_sum=self.loss_sum,
                 loss_count=self.loss_count,
+                loss_parts={name: list(values) for name, values in self.loss_parts.items()},
             )
         save_checkpoint(self.run_dir / name, self.model, self._config(row), **extra)
 
@@ -361,9 +328,16 @@ class Trainer:
         for who in [*self.model.member_names, ENSEMBLE]:
             parts.append(f"{who}: dice bone {row.get(f'{who}/dice_bone', math.nan):.3f} "
                          f"mean {row.get(f'{who}/mean_dice', math.nan):.3f} "
-                         f"density err {row.get(f'{who}/density_error', math.nan):.3f}")
+                         f"density err {percent(row.get(f'{who}/density_error', math.nan))}")
         weights = ", ".join(f"{n}={row[f'weight_{n}']:.1f}" for n in self.model.member_names)
         return " | ".join(parts) + f" | weights {weights}" + (f" | best {'+'.join(improved)}" if improved else "")
 
 
-__all__ = ["DatasetError", "Trainer", "TrainSettings", "TrainingError", "lr_at"]
+def percent(value: float | None) -> str:
+    """A ratio as users read it everywhere (bm-eval too): 0.084 -> '8.4%'; NaN/None -> 'n/a'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}%"
+
+
+__all__ = ["DatasetError", "MODES", "RESUMABLE_CHANGES", "Trainer", "TrainSettings", "TrainingDiverged", "TrainingError", "lr_at", "percent"]

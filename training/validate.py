@@ -25,6 +25,7 @@ from bonemarrow.runtime.tiling import sliding_window_inference
 from bonemarrow.training.data import Sample
 from bonemarrow.training.losses import SegmentationLoss
 from bonemarrow.training.models import Ensemble
+from bonemarrow.training.models.registry import DEFAULT_TILE
 
 ENSEMBLE = "ensemble"
 ENSEMBLE_EQUAL = "ensemble_equal"
@@ -119,7 +120,7 @@ def member_probabilities(model: Ensemble, sample: Sample, device: torch.device, 
 
 
 def validate(model: Ensemble, samples: Sequence[Sample], device: torch.device, loss: SegmentationLoss, *,
-             tile: int = 512, overlap: float = 0.25, batch_size: int = 4, amp_dtype: torch.dtype | None = None,
+             tile: int = DEFAULT_TILE, overlap: float = 0.25, batch_size: int = 4, amp_dtype: torch.dtype | None = None,
              grid_steps: int = 10, progress: Callable[[], None] | None = None) -> ValidationResult:
     """Per-member and ensemble metrics over whole images, with member weights chosen on them.
 

@@ -55,3 +55,24 @@ def test_no_default_model_warns_and_starts_anyway(launched, tmp_path, monkeypatc
     assert result.exit_code == 0
     assert "warning: $BONEMARROW_MODEL points to" in result.output
     assert launched["argv"][2:4] == ["streamlit", "run"]
+
+
+def test_threads_and_quiet_follow_the_shared_conventions(launched, model_path, monkeypatch):
+    from bonemarrow.app.analysis import THREADS_ENV, app_threads
+
+    result = CliRunner().invoke(cli.main, ["--model", str(model_path), "--threads", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    assert launched["env"][THREADS_ENV] == "3"
+    assert option(launched["argv"], "--logger.level") == "error"
+    assert result.output == ""  # -q: no notes
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert app_threads() == 3
+    monkeypatch.setenv(THREADS_ENV, "0")
+    with pytest.raises(ValueError, match="positive integer"):
+        app_threads()
+
+
+def test_a_bad_option_is_a_usage_error_in_the_shared_format(launched):
+    result = CliRunner().invoke(cli.main, ["--threads", "0"])
+    assert result.exit_code == 2 and "--threads" in result.output
+    assert not launched

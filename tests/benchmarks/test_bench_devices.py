@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+pytest.importorskip("torch", reason="torch is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnxsim", reason="onnxsim is not installed (pip install 'bonemarrow-seg[export]')")
 import torch
 from click.testing import CliRunner
 

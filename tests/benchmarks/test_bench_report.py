@@ -5,6 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+pytest.importorskip("torch", reason="torch is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnxsim", reason="onnxsim is not installed (pip install 'bonemarrow-seg[export]')")
 from click.testing import CliRunner
 
 from bonemarrow.benchmarks.cli import main
@@ -20,7 +23,7 @@ def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     result = CliRunner().invoke(main, [*TINY, "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads((out / "test-box.json").read_text())
+    report = json.loads((out / "test-box_quick.json").read_text())  # a quick run: never test-box.json
     return out, report, result.output
 
 
@@ -32,13 +35,15 @@ def assert_summary(summary, unit):
 
 def test_files_written_and_listed(bench):
     out, _, output = bench
-    names = ["test-box.json", "test-box.md", "test-box_tiles.png", "test-box_whole.png", "test-box_scaling.png"]
+    names = ["test-box_quick.json", "test-box_quick.md", "test-box_quick_tiles.png", "test-box_quick_whole.png",
+             "test-box_quick_scaling.png"]
     for name in names:
         assert (out / name).is_file()
         assert str(out / name) in output
     for png in names[2:]:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    md = (out / "test-box.md").read_text()
+    assert not (out / "test-box.json").exists()
+    md = (out / "test-box_quick.md").read_text()
     for heading in ("## 1. Per tile", "## 2. Whole image", "## 3. Whole-image parity", "## 4. Scaling"):
         assert heading in md
 
@@ -144,14 +149,36 @@ def test_model_without_checkpoint_is_refused(tmp_path):
     assert result.exit_code == 2 and "--checkpoint" in result.output
 
 
+@pytest.mark.parametrize("override, message", [("unet_features=256", "unet_features must be an integer from 1 to 64"),
+                                               ("deeplab_backbone=vgg", "unknown DeepLabv3 backbone 'vgg'")])
+def test_overrides_are_bounded_before_any_model_is_built(tmp_path, monkeypatch, override, message):
+    import bonemarrow.benchmarks.cli as cli
+
+    monkeypatch.setattr(cli, "run_bench", lambda *a, **k: pytest.fail("the bench started"))
+    result = CliRunner().invoke(main, ["--quick", "--override", override, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unusable_checkpoint_is_one_line_and_exit_2(tmp_path):
+    import torch
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "bonemarrow-checkpoint", "format_version": 1,
+                "config": {"preset": "compact", "tile": "big"}, "model": {}}, bad)
+    result = CliRunner().invoke(main, ["--checkpoint", str(bad), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {bad}: unusable checkpoint config: tile must be an integer from 32 to 8192, got 'big'"
+
+
 def test_report_renders_again_from_its_json(bench, tmp_path):
     out, _, _ = bench
     copy = tmp_path / "test-box.json"
-    copy.write_bytes((out / "test-box.json").read_bytes())
+    copy.write_bytes((out / "test-box_quick.json").read_bytes())
     from bonemarrow.benchmarks.report import rerender
 
     written = rerender(copy)
-    assert (tmp_path / "test-box.md").read_text() == (out / "test-box.md").read_text()
+    assert (tmp_path / "test-box.md").read_text() == (out / "test-box_quick.md").read_text()
     assert {p.name for p in written} == {"test-box.md", "test-box_tiles.png", "test-box_whole.png",
                                          "test-box_scaling.png"}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written if p.suffix == ".png")

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from click.testing import CliRunner
+pytest.importorskip("torch", reason="torch is not installed (pip install 'bonemarrow-seg[train]')")
+import torch  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
 
 from bonemarrow.benchmarks import robustness
 from bonemarrow.training.checkpoint import save_checkpoint

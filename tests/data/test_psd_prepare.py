@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+pytest.importorskip("psd_tools", reason="psd-tools is not installed (pip install 'bonemarrow-seg[train]')")
 from click.testing import CliRunner
 from PIL import Image
 from psd_tools import PSDImage
@@ -180,7 +181,7 @@ def test_bm_prepare_converts_the_good_files_reports_the_bad_and_exits_1(tmp_path
     runner = CliRunner()
     result = runner.invoke(bm_prepare, [str(source), "-o", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if line.startswith("bm-prepare:")]
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 2 and any("garbage.psd: not a readable PSD" in line for line in lines)
     manifest = read_manifest(tmp_path / "out")
     assert [item["name"] for item in manifest["items"]] == ["good_a", "good_b"]
@@ -252,3 +253,57 @@ def test_bm_prepare_options_reach_the_converter(tmp_path):
     assert (load_item(tmp_path / "a", "overlap")[1] == BONE).sum() == (truth == BONE).sum() + item["overlap_pixels"]
     strict = runner.invoke(bm_prepare, [str(source), "-o", str(tmp_path / "b"), "-q", "--allow-empty", "none"])
     assert strict.exit_code == 1 and "no_bone.psd: bone layer" in strict.output
+
+
+def test_names_that_differ_only_in_case_fail_the_second_and_the_manifest_matches_the_files(tmp_path):
+    """Issue 13 item 7: X.psd and X.PSD both wrote images/X.png and the manifest listed both."""
+    source = tmp_path / "psd"
+    source.mkdir()
+    write(source, "X")
+    rgb, labels = toy_biopsy()
+    other = labels.copy()
+    other[other == BONE] = OTHER  # the second file's labels differ, so an overwrite would show
+    write_label_psd(source / "X.PSD", rgb, other, PsdLayout(), np.random.default_rng(1))
+    result = CliRunner().invoke(bm_prepare, [str(source), "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert line == (f"error: {source / 'X.psd'}: its name clashes with X.PSD "
+                    "(both would be written to images/X.png); rename one")
+    manifest = read_manifest(tmp_path / "out")
+    assert [(item["name"], item["source"]) for item in manifest["items"]] == [("X", "X.PSD")]
+    assert [failure["source"] for failure in manifest["failures"]] == ["X.psd"]
+    assert np.array_equal(load_item(tmp_path / "out", "X")[1], other)  # the file is the listed item's
+    assert manifest["items"][0]["counts"] == np.bincount(other.ravel(), minlength=4).tolist()
+
+
+def test_a_rerun_drops_the_items_and_files_of_an_earlier_run(tmp_path):
+    source = tmp_path / "psd"
+    source.mkdir()
+    for name in ("keep", "gone", "broken"):
+        write(source, name)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    assert runner.invoke(bm_prepare, [str(source), "-o", str(out), "-q"]).exit_code == 0
+    (source / "gone.psd").unlink()  # removed from the folder
+    (source / "broken.psd").write_bytes(b"8BPS not any more")  # replaced by a file that fails
+    result = runner.invoke(bm_prepare, [str(source), "-o", str(out)])
+    assert result.exit_code == 1
+    manifest = read_manifest(out)
+    assert [item["name"] for item in manifest["items"]] == ["keep"]
+    assert [failure["source"] for failure in manifest["failures"]] == ["broken.psd"]
+    for folder in ("images", "labels"):
+        assert sorted(p.name for p in (out / folder).iterdir()) == ["keep.png"]
+    assert "removed 2 item(s) of an earlier run" in result.output
+
+
+def test_bm_prepare_on_two_files_gives_bm_train_a_val_item(tmp_path):
+    """Issue 13 item 21: two annotations whose names both hash to train."""
+    source = tmp_path / "psd"
+    source.mkdir()
+    write(source, "a")
+    write(source, "g")
+    result = CliRunner().invoke(bm_prepare, [str(source), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    splits = {item["name"]: item["split"] for item in read_manifest(tmp_path / "out")["items"]}
+    assert splits == {"a": "val", "g": "train"}  # a: the lower hash of the two (0.79 < 0.80)
+    assert "note: a: moved to the 'val' split" in result.output

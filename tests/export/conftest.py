@@ -10,6 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+pytest.importorskip("torch", reason="torch is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install 'bonemarrow-seg[export]')")
+pytest.importorskip("onnxsim", reason="onnxsim is not installed (pip install 'bonemarrow-seg[export]')")
 import torch
 
 from bonemarrow.export.exporter import ExportOptions, export_checkpoint

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+pytest.importorskip("torch", reason="torch is not installed (pip install 'bonemarrow-seg[train]')")
+import torch  # noqa: E402
 
 from tr_fixtures import write_dataset
 

@@ -11,6 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bonemarrow.training.models.presets import PRESETS, build_model
+from bonemarrow.training.models.registry import DEFAULT_TILE
 
 
 def flops(module: torch.nn.Module, example: torch.Tensor) -> int:
@@ -21,7 +22,7 @@ def flops(module: torch.nn.Module, example: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def preset_cost(preset: str, tile: int = 512, **overrides) -> dict[str, dict[str, float]]:
+def preset_cost(preset: str, tile: int = DEFAULT_TILE, **overrides) -> dict[str, dict[str, float]]:
     """{"total"|member: {"params_m": ..., "gflops": ...}} for one tile of tile x tile pixels."""
     with torch.device("meta"):
         model = build_model(preset, **overrides).eval()
@@ -37,7 +38,7 @@ def preset_cost(preset: str, tile: int = 512, **overrides) -> dict[str, dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     args = parser.parse_args()
     for preset in PRESETS:
         for who, cost in preset_cost(preset, args.tile).items():

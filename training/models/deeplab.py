@@ -18,6 +18,7 @@ from torchvision.models.segmentation import (
     deeplabv3_resnet101,
 )
 
+from bonemarrow.training.models.registry import BACKBONE_NAMES
 from bonemarrow.training.state_dicts import describe_mismatch
 
 BACKBONES = {
@@ -25,6 +26,7 @@ BACKBONES = {
     "resnet50": deeplabv3_resnet50,
     "mobilenet_v3_large": deeplabv3_mobilenet_v3_large,
 }
+assert tuple(BACKBONES) == BACKBONE_NAMES, "registry.BACKBONE_NAMES must list the same backbones"
 # Prefixes other tools put in front of backbone keys, and head keys a
 # classification checkpoint carries that a segmentation backbone has not.
 _STRIP_PREFIXES = ("module.", "model.", "backbone.", "features.")

@@ -14,10 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-# ImageNet statistics on the 0..255 scale: the DeepLab backbones were designed
-# around them and they suit H&E well enough for the U-Net too.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+from bonemarrow.training.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Ensemble(nn.Module):

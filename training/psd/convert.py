@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bonemarrow.runtime.errors import first_line
 from bonemarrow.runtime.labels import BONE, FAT, OTHER
 from bonemarrow.training.psd.layers import coverage, pixel_layers, scan_rgb
 from bonemarrow.training.psd.roles import RoleError, assign_roles
@@ -36,7 +37,7 @@ def open_psd(path: str | os.PathLike):
     try:
         return PSDImage.open(path)
     except Exception as error:  # psd-tools raises many kinds on damaged files
-        raise ConversionError(f"not a readable PSD ({type(error).__name__}: {error})") from None
+        raise ConversionError(f"not a readable PSD ({first_line(error, with_type=True)})") from None
 
 
 def convert_psd(path: str | os.PathLike, overrides: dict[str, str] | None = None, overlap_winner: str = "fat",
@@ -49,7 +50,7 @@ def convert_psd(path: str | os.PathLike, overrides: dict[str, str] | None = None
     try:
         layers = pixel_layers(psd)
     except Exception as error:
-        raise ConversionError(f"cannot list layers ({type(error).__name__}: {error})") from None
+        raise ConversionError(f"cannot list layers ({first_line(error, with_type=True)})") from None
     cache: dict[int, np.ndarray] = {}
 
     def covered(info) -> np.ndarray:
@@ -58,7 +59,7 @@ def convert_psd(path: str | os.PathLike, overrides: dict[str, str] | None = None
                 cache[info.index] = coverage(info, size)
             except Exception as error:
                 raise ConversionError(f"layer #{info.index} {info.name!r} cannot be decoded "
-                                      f"({type(error).__name__}: {error})") from None
+                                      f"({first_line(error, with_type=True)})") from None
         return cache[info.index]
 
     try:
@@ -80,7 +81,7 @@ def convert_psd(path: str | os.PathLike, overrides: dict[str, str] | None = None
     try:
         rgb = scan_rgb(scan, size)
     except Exception as error:
-        raise ConversionError(f"scan layer {scan.name!r} cannot be decoded ({type(error).__name__}: {error})") \
+        raise ConversionError(f"scan layer {scan.name!r} cannot be decoded ({first_line(error, with_type=True)})") \
             from None
     labels = np.zeros((size[1], size[0]), np.uint8)
     labels[masks["tissue"]] = OTHER
