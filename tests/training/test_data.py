@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from bonemarrow.runtime.io.labels import write_label_png
 from bonemarrow.runtime.labels import COLORS, TISSUE_CLASSES, colorize
-from bonemarrow.training.augment import AugmentConfig, augment_crop, stain_jitter
+from bonemarrow.training.augment import AugmentConfig, augment_crop, half_resolution, stain_jitter
 from bonemarrow.training.data import CropSampler, DatasetError, check_crop_fits, load_dataset
 from tr_fixtures import draw_pair, write_dataset
 
@@ -91,13 +92,16 @@ def test_geometry_keeps_image_and_labels_aligned(seed, crop):
     image = colorize(labels)  # pixels are exactly their class colour
     config = AugmentConfig(rotate_prob=1.0, elastic_prob=0.5).geometry_only()
     centre = (float(rng.uniform(0, 96)), float(rng.uniform(0, 128)))
-    out_image, out_labels = augment_crop(image, labels, centre, crop, rng, config)
+    out_image, out_labels = augment_crop(image, labels, centre, crop, rng, config, half_resolution(image))
     assert out_image.shape == (crop, crop, 3) and out_labels.shape == (crop, crop)
     assert set(np.unique(out_labels)) <= set(np.unique(labels))
-    # Linear interpolation blurs class borders only: away from a border (5 x 5 neighbourhood,
-    # which covers the scale augmentation) every pixel still has exactly its label's colour.
+    # Linear interpolation blurs class borders only. Zoomed in by z, one source pixel spans z output
+    # pixels, and nearest-neighbour labels round by half a pixel: away from a border (radius
+    # ceil(z_max) + 1) every pixel still has exactly its label's colour. Zoomed out, the crop samples
+    # the half-resolution copy, whose area averaging reaches one of its pixels past a border.
     matches = (out_image == np.array(COLORS, np.uint8)[out_labels]).all(axis=2)
-    kernel = np.ones((5, 5), np.uint8)
+    radius = math.ceil(config.scale_range[1]) + 1
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     border = cv2.dilate(out_labels, kernel) != cv2.erode(out_labels, kernel)
     assert (matches | border).mean() >= 0.98  # image and labels warped differently fail this on most crops
 
