@@ -35,6 +35,10 @@ class TilingConfig:
     pad_mode: images smaller than a tile are padded with `pad_value` ("constant", white by
       default: the slide's colour) or by reflection ("reflect"), and cropped back.
     skip_background: skip tiles the tissue detector finds no tissue in (they become background).
+    fixed_batch: pad a run's last, short batch up to batch_size (with pad_value pixels, whose
+      outputs are dropped), so every model call of an image has one shape. For CUDA: cuDNN picks
+      its convolution algorithms once per shape, and a CUDA graph replays one shape only. Labels
+      are unchanged (each tile's output depends on that tile alone).
     """
 
     tile: int | None = None
@@ -44,6 +48,7 @@ class TilingConfig:
     pad_mode: str = "constant"
     pad_value: int = DEFAULT_PAD_VALUE
     skip_background: bool = True
+    fixed_batch: bool = False
 
     def __post_init__(self) -> None:
         if self.tile is not None and not (_is_int(self.tile) and self.tile >= 1):
@@ -61,6 +66,8 @@ class TilingConfig:
             raise ValueError(f"pad_value must be an integer in 0..255, got {self.pad_value!r}")
         if not isinstance(self.skip_background, bool):
             raise ValueError(f"skip_background must be True or False, got {self.skip_background!r}")
+        if not isinstance(self.fixed_batch, bool):
+            raise ValueError(f"fixed_batch must be True or False, got {self.fixed_batch!r}")
 
     def resolved(self, info: ModelInfo) -> TilingConfig:
         """This config with the model's recommended tile where none was given (a new object)."""

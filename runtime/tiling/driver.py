@@ -13,7 +13,9 @@ Pixels come from an ImageSource, one tile's rectangle at a time, so readers and
 writers for images larger than memory plug in.
 
 The tiler knows nothing about onnxruntime or torch: it calls `predict(batch)`
-with uint8 [B, 3, h, w] and expects float32 probabilities [B, C, h, w].
+with uint8 [B, 3, h, w] and expects float32 probabilities [B, C, h, w]. It reads
+the returned array before calling predict again and never keeps it, so a predict
+may hand back a buffer it reuses on its next call (LoadedModel.predict_view).
 """
 from __future__ import annotations
 
@@ -47,7 +49,12 @@ class TilingResult:
 
 
 def read_tile(source: ImageSource, grid: TileGrid, tile: Tile, pad_mode: str, pad_value: int) -> np.ndarray:
-    """One tile's pixels, padded where the tile reaches past a short image's edge.
+    """One tile's pixels (h, w, 3), contiguous, padded where the tile reaches past a short image's edge."""
+    return np.ascontiguousarray(_tile_pixels(source, grid, tile, pad_mode, pad_value))
+
+
+def _tile_pixels(source: ImageSource, grid: TileGrid, tile: Tile, pad_mode: str, pad_value: int) -> np.ndarray:
+    """read_tile without the final copy: may be a view of the source's pixels.
 
     Padding only happens along an axis the image is shorter than a tile, where the
     tile spans the whole axis, so padding the tile equals padding the whole image.
@@ -71,7 +78,22 @@ def read_tile(source: ImageSource, grid: TileGrid, tile: Tile, pad_mode: str, pa
                     pixels = np.pad(pixels, step, mode="edge")
                     break
                 pixels = np.pad(pixels, step, mode="reflect")
-    return np.ascontiguousarray(pixels)
+    return pixels
+
+
+def read_batch(source: ImageSource, grid: TileGrid, tiles: Sequence[Tile], config: TilingConfig) -> np.ndarray:
+    """uint8 [B, 3, h, w] for `tiles`, written straight into one array (one copy per tile).
+
+    With config.fixed_batch, a short batch is padded to config.batch_size with
+    pad_value pixels, so every call has the same shape; the caller drops those outputs.
+    """
+    size = max(len(tiles), config.batch_size) if config.fixed_batch else len(tiles)
+    batch = np.empty((size, 3, grid.tile_h, grid.tile_w), dtype=np.uint8)
+    for index, t in enumerate(tiles):
+        batch[index] = _tile_pixels(source, grid, t, config.pad_mode, config.pad_value).transpose(2, 0, 1)
+    if size > len(tiles):
+        batch[len(tiles):] = config.pad_value
+    return batch
 
 
 def _has_tissue(mask: np.ndarray, factor: int, t: Tile, grid: TileGrid) -> bool:
@@ -119,7 +141,7 @@ def run_tiled(
     if progress is not None:
         progress(done, len(tiles))
 
-    accumulator = BandAccumulator(grid.padded_w, num_classes)
+    accumulator = BandAccumulator(grid.padded_w, num_classes, weights=want_probs)  # labels need no weights
     emitted = 0  # rows of the real image already handed to the sinks
 
     def emit(upto: int) -> None:
@@ -129,7 +151,7 @@ def run_tiled(
         while emitted < upto:
             stop = min(upto, emitted + grid.tile_h)
             acc, weight = accumulator.pop(stop)
-            labels, probs = finish_rows(acc[:, :, :grid.width], weight[:, :grid.width], want_probs)
+            labels, probs = finish_rows(acc, weight, want_probs, rows=stop - emitted, width=grid.width)
             for sink in sinks:
                 sink.write(emitted, labels, probs)
             emitted = stop
@@ -138,13 +160,12 @@ def run_tiled(
         emit(keep[0].y)  # glass above the first tile that runs
     for start in range(0, len(keep), config.batch_size):
         batch_tiles = keep[start:start + config.batch_size]
-        batch = np.stack([read_tile(source, grid, t, config.pad_mode, config.pad_value) for t in batch_tiles])
-        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        batch = read_batch(source, grid, batch_tiles, config)
         out = np.asarray(predict(batch), dtype=np.float32)
-        expected = (len(batch_tiles), grid.tile_h, grid.tile_w)
+        expected = (batch.shape[0], grid.tile_h, grid.tile_w)
         if out.ndim != 4 or (out.shape[0], out.shape[2], out.shape[3]) != expected:
             raise ValueError(f"predict returned shape {out.shape}, expected ({expected[0]}, C, {expected[1]}, {expected[2]})")
-        for t, probs in zip(batch_tiles, out):
+        for t, probs in zip(batch_tiles, out):  # outputs of fixed_batch padding are dropped here
             accumulator.add(t.y, t.x, probs, importance)
         done += len(batch_tiles)
         if progress is not None:
@@ -173,6 +194,7 @@ def sliding_window_inference(
     pad_value: int = DEFAULT_PAD_VALUE,
     banded: bool = True,
     num_classes: int = NUM_CLASSES,
+    fixed_batch: bool = False,
 ) -> TilingResult:
     """Segment an (H, W, 3) uint8 RGB image tile by tile: run_tiled over an array, into an array.
 
@@ -182,7 +204,7 @@ def sliding_window_inference(
       multiples of `divisor`.
     """
     config = TilingConfig(tile=tile, overlap=overlap, batch_size=batch_size, blend=blend, pad_mode=pad_mode,
-                          pad_value=pad_value, skip_background=skip_background)
+                          pad_value=pad_value, skip_background=skip_background, fixed_batch=fixed_batch)
     source = ArraySource(image)
     sink = ArraySink(source.height, source.width, num_classes, keep_probs=return_probs)
     result = run_tiled(source, predict, [sink], config, divisor=divisor, num_classes=num_classes,

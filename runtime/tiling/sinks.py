@@ -47,4 +47,7 @@ class ClassCounter:
         self.counts = np.zeros(num_classes, dtype=np.int64)
 
     def write(self, y0: int, labels: np.ndarray, probs: np.ndarray | None) -> None:
-        self.counts += np.bincount(labels.ravel(), minlength=self.counts.size)[:self.counts.size]
+        # One byte-wide comparison per class: np.bincount would widen every label to int64 first.
+        for index in range(1, self.counts.size):
+            self.counts[index] += np.count_nonzero(labels == index)
+        self.counts[0] += labels.size - int(np.count_nonzero(labels))
