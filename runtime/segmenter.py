@@ -53,7 +53,7 @@ class Segmenter:
         start = time.perf_counter()
         model_before = self.model.model_seconds
         counter = ClassCounter()
-        tiled = run_tiled(source, self.model.predict, [counter, *sinks], self.config,
+        tiled = run_tiled(source, self.model.predict_view, [counter, *sinks], self.config,
                           divisor=self.model.info.divisor, want_probs=want_probs, progress=progress)
         return Segmentation(
             height=source.height, width=source.width, counts=counter.counts,

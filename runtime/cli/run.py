@@ -2,8 +2,9 @@
 
 Exit codes: 0 every input done, 1 some inputs failed (each reported in one line,
 the rest still processed), 2 usage error (bad option, unusable model or provider).
-Options become a frozen TilingConfig and an opened model, handed to the local
-batch runner; nothing is read back from them.
+Options become a frozen CudaSettings and an opened model, then a frozen
+TilingConfig (fixed-shape batches by default where the model runs on CUDA),
+handed to the local batch runner; nothing is read back from them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import click
 from bonemarrow.runtime.cli.common import (CONTEXT_SETTINGS, EXIT_FAILED, choice, fail, quiet_option,
                                            threads_option)
 from bonemarrow.runtime.io.readers import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, find_images, max_pixels_default
-from bonemarrow.runtime.providers import PROVIDERS
+from bonemarrow.runtime.providers import CUDNN_SEARCHES, PROVIDERS
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -31,13 +32,21 @@ from bonemarrow.runtime.providers import PROVIDERS
 @click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), default=0.25, show_default=True,
               help="Fraction of a tile shared with its neighbour.")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
+@click.option("--fixed-batch/--no-fixed-batch", default=None,
+              help="Pad each image's last batch to --batch tiles so every model call has one shape "
+                   "(default: on where the model runs on CUDA).")
+@click.option("--cudnn-search", type=choice([s.lower() for s in CUDNN_SEARCHES]), default="heuristic",
+              show_default=True, help="CUDA: cuDNN's convolution algorithm search (exhaustive: once per shape).")
+@click.option("--cuda-graph", is_flag=True,
+              help="CUDA: capture and replay a CUDA graph per batch shape (falls back, with a note, where "
+                   "onnxruntime refuses the model).")
 @click.option("--no-skip-background", is_flag=True, help="Run the model on empty glass too.")
 @click.option("--recursive", is_flag=True, help="Look for images in sub-folders too.")
 @click.option("--overwrite", is_flag=True, help="Redo images that already have results in OUTDIR.")
 @threads_option()
 @quiet_option()
-def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_background, recursive, overwrite, threads,
-         quiet):
+def main(inputs, outdir, model, provider, tile, overlap, batch, fixed_batch, cudnn_search, cuda_graph,
+         no_skip_background, recursive, overwrite, threads, quiet):
     """Segment PNG, JPEG and TIFF scans (files or folders) into background, bone, fat and other tissue.
 
     Images with more pixels than the limit (default {limit:,}; ${env}) are refused.
@@ -45,7 +54,7 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
     from bonemarrow.runtime.batch.local import run_batch
     from bonemarrow.runtime.contract import ModelContractError
     from bonemarrow.runtime.model import default_model_path, open_model
-    from bonemarrow.runtime.providers import InstallError, ProviderError
+    from bonemarrow.runtime.providers import CUDA, CudaSettings, InstallError, ProviderError
     from bonemarrow.runtime.tiling import TilingConfig
 
     try:
@@ -56,8 +65,12 @@ def main(inputs, outdir, model, provider, tile, overlap, batch, no_skip_backgrou
     if not items and not missing:
         fail("no PNG, JPEG or TIFF images found in " + ", ".join(map(str, inputs)), EXIT_FAILED)
     try:
-        config = TilingConfig(tile=tile, overlap=overlap, batch_size=batch, skip_background=not no_skip_background)
-        loaded = open_model(model if model is not None else default_model_path(), provider, threads)
+        cuda = CudaSettings(cudnn_conv_algo_search=cudnn_search.upper(), cuda_graph=cuda_graph)
+        loaded = open_model(model if model is not None else default_model_path(), provider, threads, cuda=cuda)
+        if fixed_batch is None:
+            fixed_batch = loaded.provider == CUDA
+        config = TilingConfig(tile=tile, overlap=overlap, batch_size=batch, skip_background=not no_skip_background,
+                              fixed_batch=fixed_batch)
     except (FileNotFoundError, ModelContractError, ProviderError, InstallError, ValueError) as exc:
         fail(str(exc))
     if not quiet:
