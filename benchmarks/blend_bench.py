@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib
-import json
 import subprocess
 import sys
 import tempfile
@@ -157,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         from bonemarrow.runtime.atomic import write_text_atomic
+        from bonemarrow.runtime.json_io import write_json_atomic
 
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"{report['machine']['name']}_blend"
-        write_text_atomic(stem.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+        write_json_atomic(stem.with_suffix(".json"), report)
         write_text_atomic(stem.with_suffix(".md"), text)
         print(f"wrote {stem}.json and {stem}.md")
     return 0

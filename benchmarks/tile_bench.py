@@ -8,6 +8,10 @@ the machine's measured GEMM peak says how much of the CPU a backend uses. CUDA
 rows appear only when a CUDA device really runs them; otherwise the row says why not.
 PyTorch CUDA fp32 lets cuDNN use TF32 (PyTorch's default for convolutions), so its
 rows are compared with a TF32-enabled matmul peak; fp16 rows with an fp16 one.
+onnxruntime CUDA rows run the way bm-run does: the runtime's LoadedModel with IO
+binding (fixed input and output buffers, one set per batch shape: each row is one
+shape) and the default CudaSettings; like PyTorch's rows they end with the output
+in host memory.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
     import torch
 
     from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
+    from bonemarrow.runtime.model import open_model
     from bonemarrow.runtime.providers import ProviderError, open_session
 
     rows = [("pytorch", "fp32", "cpu", torch_predict(models.torch_model, "cpu"), "")]
@@ -59,11 +64,11 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
         rows.append(("pytorch", "fp32", "cuda", None, "no CUDA device visible to PyTorch"))
     for precision, path in models.onnx.items():
         try:
-            session, _ = open_session(path, "cuda")
+            model = open_model(path, "cuda")  # IO binding on, as bm-run runs it
         except ProviderError as error:
             rows.append(("onnxruntime", precision, "cuda", None, first_line(error, with_type=True)))
             continue
-        rows.append(("onnxruntime", precision, "cuda", _ort_predict(session, INPUT_NAME, OUTPUT_NAME), ""))
+        rows.append(("onnxruntime", precision, "cuda", model.predict_view, ""))
     return rows
 
 
