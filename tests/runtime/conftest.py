@@ -1,6 +1,8 @@
 """Shared fixtures for the runtime tests: tiny ONNX models on disk and ORT predictors."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -36,3 +38,23 @@ def tissue_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     texture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     image[blob] = texture[blob] // 2 + np.array([90, 20, 80], dtype=np.uint8)
     return image
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_status() -> str:
+    """'runs' (a CUDA session really starts), 'cannot start' (a CUDA build without a usable GPU or its
+    libraries) or 'absent' (a CPU build): tests of the fallback line need the last two."""
+    import tempfile
+    from pathlib import Path
+
+    from bonemarrow.runtime.providers import CUDA, ProviderError, open_session
+
+    if CUDA not in ort.get_available_providers():
+        return "absent"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = rt_models.save(rt_models.pixelwise(), Path(scratch) / "m.onnx")
+        try:
+            open_session(path, "cuda")
+        except ProviderError:
+            return "cannot start"
+    return "runs"

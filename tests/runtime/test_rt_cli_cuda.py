@@ -5,16 +5,15 @@ import subprocess
 import sys
 
 import cv2
-import onnxruntime
 import pytest
 from click.testing import CliRunner
 
 import rt_models
-from conftest import tissue_image
+from conftest import cuda_status, tissue_image
 from bonemarrow.runtime.cli.run import main
-from bonemarrow.runtime.providers import CUDA, CudaSettings
+from bonemarrow.runtime.providers import CudaSettings
 
-HAS_CUDA = CUDA in onnxruntime.get_available_providers()
+CUDA_RUNS = cuda_status() == "runs"
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def setup(tmp_path):
     return tmp_path, model, inputs
 
 
-@pytest.mark.skipif(HAS_CUDA, reason="the fallback line is only seen where CUDA is absent")
+@pytest.mark.skipif(CUDA_RUNS, reason="the fallback line is only seen where CUDA cannot run")
 def test_auto_without_cuda_says_one_line_and_runs_on_the_cpu(setup):
     """A real process, so anything onnxruntime prints to fds 1 and 2 would show."""
     tmp, model, inputs = setup
@@ -35,11 +34,11 @@ def test_auto_without_cuda_says_one_line_and_runs_on_the_cpu(setup):
     assert done.returncode == 0, done.stderr
     provider_lines = [line for line in done.stderr.splitlines() if "provider" in line.lower()]
     assert len(provider_lines) == 1 and provider_lines[0].startswith("provider: CPU (CPUExecutionProvider")
-    assert "no CUDA provider" in provider_lines[0]
+    assert "no CUDA provider" in provider_lines[0] or "CUDA could not start" in provider_lines[0]
     assert (tmp / "out" / "scan_labels.png").exists()
 
 
-@pytest.mark.skipif(HAS_CUDA, reason="needs a machine without CUDA")
+@pytest.mark.skipif(CUDA_RUNS, reason="needs a machine where CUDA cannot run")
 @pytest.mark.parametrize("extra", [[], ["--cuda-graph", "--cudnn-search", "exhaustive"]])
 def test_cuda_without_cuda_fails_with_one_line(setup, extra):
     tmp, model, inputs = setup
