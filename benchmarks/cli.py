@@ -55,6 +55,7 @@ class BenchConfig:
     scaling_repeats: int | None = None  # None = repeats
     threads: int | None = None
     devices: tuple[str, ...] | None = None  # whole-image devices; None = cpu, plus cuda when PyTorch sees one
+    tile_devices: tuple[str, ...] = DEVICES  # per-tile rows: cpu, cuda or both (cuda rows say why when absent)
     machine: str | None = None
     quick: bool = False
     quiet: bool = False
@@ -123,7 +124,7 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
                         "batches": list(config.batches), "tile": config.tile, "presets": list(config.presets),
                         "precisions": list(config.precisions), "whole_size": list(config.whole_size),
                         "whole_precisions": list(config.whole_precisions), "scaling_mp": list(config.scaling_mp),
-                        "devices": list(devices)},
+                        "devices": list(devices), "tile_devices": list(config.tile_devices)},
                     "models": {}, "sections": {}, "errors": {}}
     progress("matmul peak")
     report["matmul_peak"] = machine_mod.matmul_peak(config.matmul_size)
@@ -170,7 +171,8 @@ def run_bench(config: BenchConfig, argv: list[str] | None = None) -> tuple[dict,
         peak = report["matmul_peak"]["median"]
         section("tile", lambda: {p: bench_tiles(m, batches=list(config.batches), repeats=config.repeats,
                                                 threads=threads, peak_gflops=peak, tile=config.tile,
-                                                progress=progress, cuda_peaks=report["cuda_matmul_peaks"])
+                                                progress=progress, cuda_peaks=report["cuda_matmul_peaks"],
+                                                devices=config.tile_devices)
                                     for p, m in model_sets.items()})
         width, height = config.whole_size
         section("whole", lambda: bench_whole(
@@ -245,12 +247,16 @@ def require_bench_extras() -> None:
 @threads_option(help="CPU threads for every backend [default: all cores].")
 @click.option("--devices", default=None,
               help=f"Whole-image devices, comma list of {','.join(DEVICES)} [cpu, plus cuda when PyTorch sees a GPU].")
+@click.option("--tile-devices", default=None,
+              help=f"Per-tile rows for these devices, comma list of {','.join(DEVICES)} [both].")
+@click.option("--whole-precisions", default=None,
+              help="ONNX precisions bm-run runs on whole images, comma list [fp32,int8; --quick fp32].")
 @click.option("--machine", default=None, help="Name results after this (default: CPU model + core count).")
 @click.option("--override", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model setting for untrained presets (e.g. unet_features=4); for tests and exploration.")
 @quiet_option(help="No progress bar.")
 def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scaling_repeats, presets, batches, tile, whole_size,
-         scaling_mp, precisions, threads, devices, machine, overrides, quiet):
+         scaling_mp, precisions, threads, devices, tile_devices, whole_precisions, machine, overrides, quiet):
     require_bench_extras()
     from bonemarrow.benchmarks.models import parse_overrides
     from bonemarrow.runtime.contract import ModelContractError
@@ -290,6 +296,14 @@ def main(quick, checkpoint, models, out, sections, repeats, whole_repeats, scali
             changes["scaling_mp"] = _parse_list(scaling_mp, float)
         if devices is not None:
             changes["devices"] = resolve_devices(_parse_list(devices))
+        if tile_devices is not None:
+            changes["tile_devices"] = tuple(dict.fromkeys(_parse_list(tile_devices)))
+            if not changes["tile_devices"] or not set(changes["tile_devices"]) <= set(DEVICES):
+                raise ValueError(f"--tile-devices must come from {','.join(DEVICES)}, got {tile_devices!r}")
+        if whole_precisions is not None:
+            changes["whole_precisions"] = _parse_list(whole_precisions)
+            if not changes["whole_precisions"] or not set(changes["whole_precisions"]) <= set(PRECISIONS):
+                raise ValueError(f"--whole-precisions must come from {','.join(PRECISIONS)}, got {whole_precisions!r}")
         if precisions:
             changes["precisions"] = _parse_list(precisions)
             if not set(changes["precisions"]) <= set(PRECISIONS) or "fp32" not in changes["precisions"]:

@@ -106,7 +106,11 @@ def bench_whole(paths: list[Path], provider: str, width: int, height: int, repea
     del reference_model
     rows = {}
     for path in paths:
-        model = open_model(path, provider, threads)
+        try:
+            model = open_model(path, provider, threads)
+        except Exception as error:  # noqa: BLE001 - a row that says why
+            rows[path.name] = {"status": "not run", "reason": str(error)}
+            continue
         config = TilingConfig(fixed_batch=model.provider == CUDA).resolved(model.info)
         warm = np.full((config.batch_size, 3, config.tile, config.tile), 200, np.uint8)
         model.predict_view(warm)
@@ -143,7 +147,7 @@ def bench_whole(paths: list[Path], provider: str, width: int, height: int, repea
         read_rgb(png)
         decode = time.perf_counter() - start
         rows[path.name] = {
-            "precision": model.info.precision, "provider": model.provider, "describe": model.choice.describe(),
+            "status": "ok", "precision": model.info.precision, "provider": model.provider, "describe": model.choice.describe(),
             "io_binding": model.io_binding, "fixed_batch": config.fixed_batch, "batch": config.batch_size,
             "tile": config.tile, "tiles_total": result.tiles_total, "tiles_skipped": result.tiles_skipped,
             "batch_shapes": sorted(list(s) for s in shapes),
@@ -179,6 +183,9 @@ def render(report: dict) -> str:
                   "| model | precision | session | batch shapes | tiles run | segment s | model s | host ms/tile | "
                   "bm-run wall s | decode s | agreement |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in whole["rows"].items():
+            if row["status"] != "ok":
+                lines.append(f"| {name} | not run: {row['reason']} |" + " - |" * 9)
+                continue
             shapes = ", ".join("x".join(map(str, s)) for s in row["batch_shapes"])
             lines.append(f"| {name} | {row['precision']} | {row['describe']} | {shapes} | "
                          f"{row['tiles_total'] - row['tiles_skipped']} | {fmt(row['segment_s'])} | "

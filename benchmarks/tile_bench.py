@@ -36,13 +36,20 @@ def tile_flops(model, tile: int) -> float:
     return float(counter.get_total_flops())
 
 
-def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callable | None, str]]:
-    """(backend, precision, device, predict or None, why-not) for every row to measure."""
-    import torch
+def backends(models: ModelSet, threads: int, devices: tuple[str, ...] = ("cpu", "cuda")
+             ) -> list[tuple[str, str, str, Callable | None, str]]:
+    """(backend, precision, device, predict or None, why-not) for every row to measure on `devices`."""
+    rows = []
+    if "cpu" in devices:
+        rows.extend(_cpu_rows(models, threads))
+    if "cuda" in devices:
+        rows.extend(_cuda_rows(models))
+    return rows
 
+
+def _cpu_rows(models: ModelSet, threads: int) -> list[tuple]:
     from bonemarrow.runtime.contract import INPUT_NAME, OUTPUT_NAME
-    from bonemarrow.runtime.model import open_model
-    from bonemarrow.runtime.providers import ProviderError, open_session
+    from bonemarrow.runtime.providers import open_session
 
     rows = [("pytorch", "fp32", "cpu", torch_predict(models.torch_model, "cpu"), "")]
     for precision in PRECISIONS:
@@ -53,6 +60,16 @@ def backends(models: ModelSet, threads: int) -> list[tuple[str, str, str, Callab
             continue
         session, _ = open_session(path, "cpu", threads)
         rows.append(("onnxruntime", precision, "cpu", _ort_predict(session, INPUT_NAME, OUTPUT_NAME), ""))
+    return rows
+
+
+def _cuda_rows(models: ModelSet) -> list[tuple]:
+    import torch
+
+    from bonemarrow.runtime.model import open_model
+    from bonemarrow.runtime.providers import ProviderError
+
+    rows = []
     if torch.cuda.is_available():
         import copy
 
@@ -100,14 +117,14 @@ def _fraction(gflops: float, device: str, precision: str, cpu_peak: float, cuda_
 
 def bench_tiles(models: ModelSet, *, batches: list[int], repeats: int, threads: int, peak_gflops: float,
                 tile: int | None = None, progress: Callable[[str], None] | None = None,
-                cuda_peaks: dict | None = None) -> dict:
+                cuda_peaks: dict | None = None, devices: tuple[str, ...] = ("cpu", "cuda")) -> dict:
     """Latency and throughput per backend and batch size for one preset."""
     from bonemarrow.export.parity import synthetic_tiles
 
     tile = -(-int(tile or models.tile) // models.divisor) * models.divisor  # the model needs multiples
     flops = tile_flops(models.torch_model, tile)
     rows = []
-    for backend, precision, device, predict, reason in backends(models, threads):
+    for backend, precision, device, predict, reason in backends(models, threads, devices):
         for batch in batches:
             row = {"preset": models.preset, "backend": backend, "precision": precision, "device": device,
                    "batch": batch, "tile": tile}

@@ -84,3 +84,27 @@ def test_the_gpu_check_script_runs_on_the_cpu(tiny_model, tmp_path, capsys):
     assert "| tiny.onnx | fp32 | io binding | 3 |" in text and "| tiny.onnx | fp32 | session.run | 1 |" in text
     assert "100.0000 %" in text  # the CPU run agrees with the CPU reference
     assert (tmp_path / "test-box_ort_cpu.json").exists()
+
+
+def test_tile_rows_for_the_devices_asked(tiny_model):
+    torch = pytest.importorskip("torch")
+    from bonemarrow.benchmarks.models import ModelSet
+    from bonemarrow.benchmarks.tile_bench import backends
+
+    models = ModelSet(preset="compact", torch_model=torch.nn.Identity(), trained=False, source="test", tile=32,
+                      divisor=8, onnx={"fp32": tiny_model}, onnx_origin={"fp32": "given"})
+    assert {d for _, _, d, _, _ in backends(models, 1, ("cuda",))} == {"cuda"}
+    assert {d for _, _, d, _, _ in backends(models, 1, ("cpu",))} == {"cpu"}
+
+
+def test_bm_bench_refuses_unknown_tile_devices_and_whole_precisions():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxsim")
+    from click.testing import CliRunner
+
+    from bonemarrow.benchmarks.cli import main
+
+    result = CliRunner().invoke(main, ["--tile-devices", "tpu"])
+    assert result.exit_code == 2 and "--tile-devices" in result.output
+    result = CliRunner().invoke(main, ["--whole-precisions", "fp64"])
+    assert result.exit_code == 2 and "--whole-precisions" in result.output
