@@ -66,9 +66,9 @@ def generate_scene(seed: int, width: int, height: int) -> Scene:
     tissue_rng = rngs["tissue_paint"]
     canvas.put(fat.mask, FAT, paint_fat(tissue_rng, fat, p))
     vessels, red_in_lumen = paint_vessels(tissue_rng, spaces, p)
-    canvas.put(spaces.wall, OTHER, vessels)
+    canvas.put(spaces.wall & core.mask, OTHER, vessels)  # a wall drawn at the core's edge stays on the core
     canvas.put(spaces.lumen & ~red_in_lumen, BACKGROUND, vessels)
-    canvas.put(spaces.lumen & red_in_lumen, OTHER, vessels)
+    canvas.put(spaces.lumen & red_in_lumen & core.mask, OTHER, vessels)
     canvas.put(spaces.holes, BACKGROUND, (0.0, 0.0, 0.0))
     bone_rng = rngs["bone_paint"]
     canvas.put(bone.canals, OTHER, paint_canals(bone_rng, bone.canals, p))

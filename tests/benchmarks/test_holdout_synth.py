@@ -116,7 +116,10 @@ def test_bone_is_eosin_coloured_and_white_only_in_lacunae(seed, size):
     if bone.sum() < 50:
         return
     pixels = sc.rgb[bone].astype(np.int32)
-    assert (pixels[:, 0] > pixels[:, 2]).mean() >= 0.9
+    # Eosin absorbs green: bone's green sits well below its red, whether the bone reads pink or,
+    # with a haematoxylin cast, magenta-purple (red about equal to blue, seed 307).
+    assert pixels[:, 1].mean() < pixels[:, 0].mean() - 15
+    assert (pixels[:, 1] < pixels[:, 0]).mean() >= 0.9
     near_white = pixels.min(axis=1) >= 0.92 * glass_level(sc)
     assert near_white.mean() <= 0.01
 
