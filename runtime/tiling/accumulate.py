@@ -127,6 +127,12 @@ class BandAccumulator:
         self.lo += count
         return self.acc[:, :held], (self.weight[:held] if self.weight.shape[1] else None)
 
+    def finish(self, upto: int, columns: int, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Remove rows [lo, upto) and return their labels (and probabilities) for the first `columns` columns."""
+        rows = max(0, upto - self.lo)
+        acc, weight = self.pop(upto)
+        return finish_rows(acc, weight, want_probs, rows=rows, width=columns)
+
 
 def argmax_classes(probs: np.ndarray) -> np.ndarray:
     """argmax over axis 0 (first maximum wins, like np.argmax), as class-by-class

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bonemarrow.runtime.labels import NUM_CLASSES
-from bonemarrow.runtime.tiling.accumulate import BandAccumulator, finish_rows
+from bonemarrow.runtime.tiling.accumulate import BandAccumulator
 from bonemarrow.runtime.tiling.config import DEFAULT_PAD_VALUE, TilingConfig
 from bonemarrow.runtime.tiling.grid import Tile, TileGrid, importance_map, plan_grid
 from bonemarrow.runtime.tiling.sinks import ArraySink, BandSink
@@ -150,8 +150,7 @@ def run_tiled(
         upto = min(upto, grid.height)
         while emitted < upto:
             stop = min(upto, emitted + grid.tile_h)
-            acc, weight = accumulator.pop(stop)
-            labels, probs = finish_rows(acc, weight, want_probs, rows=stop - emitted, width=grid.width)
+            labels, probs = accumulator.finish(stop, grid.width, want_probs)
             for sink in sinks:
                 sink.write(emitted, labels, probs)
             emitted = stop
