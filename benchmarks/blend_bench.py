@@ -76,6 +76,26 @@ def time_tiler(tiling, image: np.ndarray, predict, *, tile: int, batch: int, ove
     return time.perf_counter() - start, result.tiles_total
 
 
+def profile_tiler(tiling, image: np.ndarray, predict, *, tile: int, batch: int, overlap: float,
+                  top: int = 8) -> list[dict]:
+    """Where one labels-only run spends its time: cProfile's functions by own time, in ms per tile."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _, tiles = time_tiler(tiling, image, predict, tile=tile, batch=batch, overlap=overlap, want_probs=False)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    rows = []
+    for (filename, line, name), (_, calls, own, cumulative, _) in stats.items():
+        where = name if filename == "~" else f"{Path(filename).name}:{name}"
+        rows.append({"function": where, "calls": calls, "own_ms_per_tile": own * 1000.0 / tiles,
+                     "cumulative_ms_per_tile": cumulative * 1000.0 / tiles})
+    rows.sort(key=lambda row: row["own_ms_per_tile"], reverse=True)
+    return rows[:top]
+
+
 def run(args) -> dict:
     import bonemarrow.runtime.tiling as after
 
@@ -100,12 +120,14 @@ def run(args) -> dict:
             summary = {name: summarize(values, "ms/tile") for name, values in times.items()}
             ratios = [b / a for b, a in zip(times["before"], times["after"])]
             rows[mode] = {**summary, "tiles": tiles, "ratio": summarize(ratios, "x")}
+        profiles = {name: profile_tiler(tiling, image, predict, tile=args.tile, batch=args.batch,
+                                        overlap=args.overlap) for name, tiling in variants.items()}
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": ["python", "-m", "bonemarrow.benchmarks.blend_bench", *sys.argv[1:]],
             "machine": {"name": machine_name(args.machine), "cpu_model": cpu_model(), "cpus": cpu_count()},
             "before": args.before, "after": _git_head(),
             "image": [args.height, args.width], "tile": args.tile, "batch": args.batch, "overlap": args.overlap,
-            "repeats": args.repeats, "rows": rows}
+            "repeats": args.repeats, "rows": rows, "profiles": profiles}
 
 
 def _git_head() -> str:
@@ -134,6 +156,13 @@ def render(report: dict) -> str:
     for mode, row in report["rows"].items():
         lines.append(f"| {mode} | {row['tiles']} | {_fmt(row['before'])} | {_fmt(row['after'])} | "
                      f"{_fmt(row['ratio'])}x |")
+    for name, profile in report.get("profiles", {}).items():
+        lines += ["", f"Where the time goes, {name} (labels only; one run under cProfile, which adds its own "
+                      "overhead; own time per function, ms per tile):", "",
+                  "| function | calls | own ms/tile | cumulative ms/tile |", "|---|---|---|---|"]
+        for row in profile:
+            lines.append(f"| `{row['function']}` | {row['calls']} | {row['own_ms_per_tile']:.3g} | "
+                         f"{row['cumulative_ms_per_tile']:.3g} |")
     return "\n".join(lines) + "\n"
 
 
