@@ -31,6 +31,7 @@ from bonemarrow.runtime.providers import CUDA, CudaSettings, SessionChoice, open
 
 ENV_VAR = "BONEMARROW_MODEL"
 DEFAULT_NAME = "bonemarrow_compact.onnx"
+_GRAPH_SETUP = threading.Lock()  # makes a model's one CUDA-graph runner exactly once
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,13 @@ class LoadedModel:
         start = time.perf_counter()
         try:
             if self.choice.cuda_graph:  # one session-wide set of graphs: one caller at a time
-                if not self._graph:
-                    from bonemarrow.runtime.binding import BoundRunner
+                with _GRAPH_SETUP:
+                    if not self._graph:
+                        from bonemarrow.runtime.binding import BoundRunner
 
-                    self._graph.extend([threading.Lock(), BoundRunner(
-                        self.session, INPUT_NAME, device="cuda", device_id=self.choice.cuda.device_id,
-                        cuda_graph=True)])
+                        self._graph.extend([threading.Lock(), BoundRunner(
+                            self.session, INPUT_NAME, device="cuda", device_id=self.choice.cuda.device_id,
+                            cuda_graph=True)])
                 lock, runner = self._graph
                 with lock:
                     return runner.run(batch, names)  # device buffers are copied out: owned arrays
